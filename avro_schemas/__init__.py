@@ -1,0 +1,1 @@
+"""The wire contract: Avro schemas, the single-object codec and the topic registry."""

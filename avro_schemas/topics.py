@@ -1,0 +1,67 @@
+"""The topic registry: every topic's name, key, partition count and value records.
+
+No topic name is written anywhere else. Names carry a prefix from the settings so that
+several pipelines (or test runs) can share one cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from avro_schemas.records import Record
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """What one topic holds and how it is keyed."""
+
+    base_name: str
+    key: str
+    partitions: int
+    records: tuple[Record, ...]
+    compacted: bool = False
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}{self.base_name}"
+
+
+ATTEMPT_EVENTS = TopicSpec(
+    "attempt-events",
+    key="attempt_id",
+    partitions=6,
+    records=(
+        Record.ATTEMPT_STARTED,
+        Record.ANSWER_SAVED,
+        Record.ATTEMPT_SUBMITTED,
+        Record.ATTEMPT_EXPIRED,
+        Record.TIME_EXTENDED,
+        Record.ATTEMPT_INVALIDATED,
+    ),
+)
+HEARTBEATS = TopicSpec("heartbeats", key="attempt_id", partitions=6, records=(Record.HEARTBEAT,))
+DEFINITIONS = TopicSpec(
+    "definitions",
+    key="contest_id or question_id",
+    partitions=1,  # one partition keeps a contest and its questions in publish order
+    records=(Record.CONTEST_DEFINITION, Record.QUESTION_DEFINITION),
+    compacted=True,
+)
+GRADING_RESULTS = TopicSpec(
+    "grading-results",
+    key="attempt_id",
+    partitions=6,
+    records=(Record.ANSWER_RECORDED, Record.RESPONSE_GRADED, Record.ATTEMPT_SCORED),
+)
+LEADERBOARD_UPDATES = TopicSpec(
+    "leaderboard-updates", key="contest_id", partitions=6, records=(Record.LEADERBOARD_UPDATE,)
+)
+DEAD_LETTERS = TopicSpec("dead-letters", key="source key", partitions=1, records=())
+
+ALL_TOPICS = (
+    ATTEMPT_EVENTS,
+    HEARTBEATS,
+    DEFINITIONS,
+    GRADING_RESULTS,
+    LEADERBOARD_UPDATES,
+    DEAD_LETTERS,
+)

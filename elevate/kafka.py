@@ -1,0 +1,106 @@
+"""Kafka edges shared by every role: the producer, topic creation and dead letters."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from avro_schemas.codec import encode
+from avro_schemas.records import Record
+from avro_schemas.topics import ALL_TOPICS, DEAD_LETTERS, TopicSpec
+from elevate.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
+    """A producer that reports success only once every in-sync replica has the message.
+
+    Idempotence keeps retries from writing duplicates; linger and compression let many
+    concurrent requests share one batch.
+    """
+    compression = None if settings.producer_compression == "none" else settings.producer_compression
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=settings.producer_linger_ms,
+        compression_type=compression,
+        request_timeout_ms=15_000,
+    )
+
+
+async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = ALL_TOPICS) -> None:
+    """Create the registry's topics that do not exist yet (partitions, compaction)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                name=spec.name(settings.topic_prefix),
+                num_partitions=spec.partitions,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
+            )
+            for spec in specs
+            if spec.name(settings.topic_prefix) not in existing
+        ]
+        if missing:
+            # Another role may create them at the same moment.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+            log.info("created topics %s", ", ".join(t.name for t in missing))
+    finally:
+        await admin.close()
+
+
+async def send_record(
+    producer: AIOKafkaProducer,
+    settings: Settings,
+    topic: TopicSpec,
+    record: Record,
+    value: dict[str, object],
+    key: str,
+) -> None:
+    """Encode and produce one record, returning once the broker acknowledged it."""
+    await producer.send_and_wait(
+        topic.name(settings.topic_prefix), encode(record, value), key=key.encode()
+    )
+
+
+async def send_dead_letter(
+    producer: AIOKafkaProducer,
+    settings: Settings,
+    *,
+    source_topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    error: str,
+) -> None:
+    """Keep an unprocessable message with why it failed and where it came from."""
+    headers = [
+        ("error", error.encode("utf-8", "replace")[:4000]),
+        ("source_topic", source_topic.encode()),
+        ("source_partition", str(partition).encode()),
+        ("source_offset", str(offset).encode()),
+    ]
+    await producer.send_and_wait(
+        DEAD_LETTERS.name(settings.topic_prefix), value, key=key, headers=headers
+    )
+    log.warning(
+        "dead-lettered %s[%d]@%d: %s",
+        source_topic,
+        partition,
+        offset,
+        error,
+        extra={"topic": source_topic, "partition": partition, "offset": offset},
+    )

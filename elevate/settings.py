@@ -1,0 +1,108 @@
+"""Runtime settings: one frozen object read from the environment once per process.
+
+Every service can be given by URL; when a URL is left unset the local launcher
+(`elevate services up`) starts that service itself under `ELEVATE_HOME`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEVELOPMENT_SECRET = "development-only-secret-change-me"
+
+Environment = Literal["development", "test", "production"]
+
+
+class Settings(BaseSettings):
+    """All configuration of every role, validated at start-up."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_file=None)
+
+    environment: Environment = Field("development", alias="ELEVATE_ENV")
+    home: Path = Field(PROJECT_ROOT / ".elevate", alias="ELEVATE_HOME")
+
+    # Services. Empty means "started locally by the launcher".
+    kafka_bootstrap_servers: str = Field("", alias="KAFKA_BOOTSTRAP_SERVERS")
+    database_url: str = Field("", alias="DATABASE_URL")
+    clickhouse_url: str = Field("", alias="CLICKHOUSE_URL")
+
+    # Ports of the locally launched services.
+    local_kafka_port: int = Field(19092, alias="ELEVATE_KAFKA_PORT")
+    local_kafka_controller_port: int = Field(19093, alias="ELEVATE_KAFKA_CONTROLLER_PORT")
+    local_postgres_port: int = Field(55432, alias="ELEVATE_POSTGRES_PORT")
+    kafka_version: str = Field("3.9.1", alias="ELEVATE_KAFKA_VERSION")
+
+    # Role endpoints.
+    ingest_host: str = Field("127.0.0.1", alias="INGEST_HOST")
+    ingest_port: int = Field(8001, alias="INGEST_PORT")
+    api_host: str = Field("127.0.0.1", alias="API_HOST")
+    api_port: int = Field(8000, alias="API_PORT")
+
+    # Secrets.
+    secret_key: SecretStr = Field(SecretStr(DEVELOPMENT_SECRET), alias="SECRET_KEY")
+    admin_token_minutes: int = Field(30, alias="ADMIN_TOKEN_MINUTES")
+
+    # Contest rules.
+    grace_seconds: int = Field(30, ge=0, alias="GRACE_SECONDS")
+    max_answer_bytes: int = Field(64 * 1024, gt=0, alias="MAX_ANSWER_BYTES")
+    max_body_bytes: int = Field(256 * 1024, gt=0, alias="MAX_BODY_BYTES")
+
+    # Kafka producer tuning (ingest hot path).
+    producer_linger_ms: int = Field(5, ge=0, alias="PRODUCER_LINGER_MS")
+    producer_compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = Field(
+        "gzip", alias="PRODUCER_COMPRESSION"
+    )
+
+    # Sinks.
+    sink_batch_size: int = Field(500, gt=0, alias="SINK_BATCH_SIZE")
+    sink_flush_seconds: float = Field(0.5, gt=0, alias="SINK_FLUSH_SECONDS")
+
+    # Streams.
+    streams_app_id: str = Field("elevate-streams", alias="STREAMS_APP_ID")
+    topic_prefix: str = Field("elevate.", alias="TOPIC_PREFIX")
+
+    log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret_in_production(self) -> Settings:
+        if self.environment == "production" and (
+            self.secret_key.get_secret_value() == DEVELOPMENT_SECRET
+            or len(self.secret_key.get_secret_value()) < 32
+        ):
+            raise ValueError(
+                "SECRET_KEY must be set to a random value of 32+ characters in production"
+            )
+        return self
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Bootstrap servers: the given URL or the local broker."""
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.local_kafka_port}"
+
+    @property
+    def postgres_dsn(self) -> str:
+        """Postgres connection string: the given URL or the local private cluster."""
+        return self.database_url or (
+            f"postgresql://elevate@127.0.0.1:{self.local_postgres_port}/elevate"
+        )
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        """ClickHouse target: a server URL, or the embedded chDB engine's data folder."""
+        return self.clickhouse_url or f"chdb://{(self.home / 'clickhouse').resolve()}"
+
+    @property
+    def clickhouse_is_embedded(self) -> bool:
+        return self.clickhouse_dsn.startswith("chdb:")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,165 @@
+"""The candidate HTTP API. Routes stay thin: read the raw body and headers, call the
+service, turn its answer or `IngestError` into a response."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+
+from elevate.kafka import create_producer, ensure_topics
+from elevate.settings import Settings
+from ingest.bodies import HeartbeatBody, SaveBody, StartBody, SubmitBody, openapi_body
+from ingest.service import Accepted, IngestError, IngestService
+from streams.definitions import DefinitionsView, follow_definitions
+
+log = logging.getLogger(__name__)
+
+DEFINITIONS_READY_TIMEOUT = 60.0
+
+AuthorizationHeader = Annotated[str | None, Header()]
+UserAgentHeader = Annotated[str | None, Header()]
+
+
+def _accepted(result: Accepted) -> JSONResponse:
+    return JSONResponse(
+        {"event_id": result.event_id, "server_ts": result.server_ts.isoformat()}, status_code=202
+    )
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, refused with 413 as soon as it passes the size limit, so an
+    oversized upload is never held in memory whole."""
+    limit: int = request.app.state.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise IngestError(413, f"request body is {declared} bytes; the limit is {limit}")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise IngestError(413, f"request body is over the {limit}-byte limit")
+    return bytes(chunks)
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The ingest application with its producer and definitions follower."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ensure_topics(settings)
+        producer = create_producer(settings, client_id="elevate-ingest")
+        await producer.start()
+        definitions = DefinitionsView()
+        follower = asyncio.create_task(follow_definitions(settings, definitions))
+        try:
+            async with asyncio.timeout(DEFINITIONS_READY_TIMEOUT):
+                await definitions.ready.wait()
+            app.state.service = IngestService(settings, producer, definitions)
+            yield
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            await producer.stop()
+
+    app = FastAPI(
+        title="Elevate ingest",
+        description="Candidate actions: start, autosave, submit, heartbeat. Every 202 means "
+        "the event is stored in Kafka.",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+    )
+
+    app.state.max_body_bytes = settings.max_body_bytes
+
+    @app.exception_handler(IngestError)
+    async def _rejected(request: Request, exc: IngestError) -> JSONResponse:
+        body: dict[str, Any] = {"detail": exc.detail}
+        if exc.field:
+            body["field"] = exc.field
+        return JSONResponse(body, status_code=exc.status)
+
+    def service(request: Request) -> IngestService:
+        svc: IngestService = request.app.state.service
+        return svc
+
+    @app.post(
+        "/api/v1/contest/{contest_id}/start",
+        status_code=202,
+        openapi_extra=openapi_body(StartBody),
+        summary="Start or resume an attempt; returns the attempt token and the server deadline",
+    )
+    async def start(
+        contest_id: str, request: Request, user_agent: UserAgentHeader = None
+    ) -> JSONResponse:
+        result = await service(request).start(
+            contest_id, await _body(request), _client_ip(request), user_agent
+        )
+        return JSONResponse(result, status_code=202)
+
+    @app.post(
+        "/api/v1/attempt/{attempt_id}/save",
+        status_code=202,
+        openapi_extra=openapi_body(SaveBody),
+        summary="Autosave one answer",
+    )
+    async def save(
+        attempt_id: str, request: Request, authorization: AuthorizationHeader = None
+    ) -> JSONResponse:
+        return _accepted(
+            await service(request).save(attempt_id, authorization, await _body(request))
+        )
+
+    @app.post(
+        "/api/v1/attempt/{attempt_id}/submit",
+        status_code=202,
+        openapi_extra=openapi_body(SubmitBody),
+        summary="Submit the attempt",
+    )
+    async def submit(
+        attempt_id: str, request: Request, authorization: AuthorizationHeader = None
+    ) -> JSONResponse:
+        return _accepted(
+            await service(request).submit(attempt_id, authorization, await _body(request))
+        )
+
+    @app.post(
+        "/api/v1/attempt/{attempt_id}/heartbeat",
+        status_code=202,
+        openapi_extra=openapi_body(HeartbeatBody),
+        summary="Liveness beat or focus change",
+    )
+    async def heartbeat(
+        attempt_id: str,
+        request: Request,
+        authorization: AuthorizationHeader = None,
+        user_agent: UserAgentHeader = None,
+    ) -> JSONResponse:
+        return _accepted(
+            await service(request).heartbeat(
+                attempt_id, authorization, await _body(request), _client_ip(request), user_agent
+            )
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        ready = hasattr(request.app.state, "service")
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    return app

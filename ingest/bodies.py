@@ -1,0 +1,54 @@
+"""Candidate request bodies, decoded and validated straight from bytes with msgspec.
+
+msgspec is several times faster than a FastAPI body model on this hot path; the same
+structs produce the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+# The client's clock is recorded, never trusted; it must still say which zone it means.
+ClientTime = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class StartBody(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    name: Name
+    client_ts: ClientTime | None = None
+
+
+class SaveBody(msgspec.Struct, forbid_unknown_fields=True):
+    question_id: Id
+    client_seq: Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+    selected_options: list[Annotated[int, msgspec.Meta(ge=0, le=1000)]] | None = None
+    text: str | None = None
+    language: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    client_ts: ClientTime | None = None
+
+
+class SubmitBody(msgspec.Struct, forbid_unknown_fields=True):
+    client_ts: ClientTime | None = None
+
+
+class HeartbeatBody(msgspec.Struct, forbid_unknown_fields=True):
+    kind: Literal["heartbeat", "blur", "focus"] = "heartbeat"
+    client_ts: ClientTime | None = None
+
+
+def openapi_body(struct: type[msgspec.Struct]) -> dict[str, object]:
+    """An OpenAPI requestBody for a route that reads its body itself."""
+    _, components = msgspec.json.schema_components([struct], ref_template="#/$defs/{name}")
+    body = dict(components[struct.__name__])
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+    }

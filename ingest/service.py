@@ -1,0 +1,227 @@
+"""What each candidate action does: validate, stamp, encode, produce, acknowledge.
+
+Routes hand raw bytes and headers here; every rejection is an `IngestError` carrying
+the HTTP status and a message saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import msgspec
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from avro_schemas.codec import encode
+from avro_schemas.records import Record
+from avro_schemas.topics import ATTEMPT_EVENTS, HEARTBEATS
+from elevate.settings import Settings
+from ingest.bodies import HeartbeatBody, SaveBody, StartBody, SubmitBody
+from ingest.tokens import AttemptClaims, TokenError, issue_attempt_token, read_attempt_token
+from streams.definitions import Contest, DefinitionsView
+from streams.rules.scoring import answer_shape_error
+from streams.rules.timing import attempt_deadline, contest_is_open
+
+log = logging.getLogger(__name__)
+
+# Attempt ids are derived from (contest, email): starting again resumes the same attempt.
+ATTEMPT_NAMESPACE = uuid.UUID("6f1c8a52-4d0e-4f57-9a36-0c1f4e2b9d11")
+TOKEN_VALID_AFTER_CONTEST = timedelta(hours=1)
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+class IngestError(Exception):
+    """A rejected request: HTTP status, message, and the body field at fault if any."""
+
+    def __init__(self, status: int, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What a 202 says: the event id the broker acknowledged and the server's time."""
+
+    event_id: str
+    server_ts: datetime
+
+
+def attempt_id_for(contest_id: str, email: str) -> str:
+    return str(uuid.uuid5(ATTEMPT_NAMESPACE, f"{contest_id}/{email.strip().casefold()}"))
+
+
+def _decode_body(body: bytes, struct: type[S], max_bytes: int) -> S:
+    if len(body) > max_bytes:
+        raise IngestError(413, f"request body is {len(body)} bytes; the limit is {max_bytes}")
+    try:
+        return msgspec.json.decode(body or b"{}", type=struct)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `")
+        field = path.rstrip("`").removeprefix("$.") or None
+        raise IngestError(422, message, field) from exc
+    except msgspec.DecodeError as exc:
+        raise IngestError(422, f"body is not valid JSON: {exc}") from exc
+
+
+def _valid_uuid(value: str, what: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise IngestError(422, f"{what} {value!r} is not a UUID") from exc
+
+
+class IngestService:
+    """The candidate actions, over one producer and the followed definitions."""
+
+    def __init__(
+        self, settings: Settings, producer: AIOKafkaProducer, definitions: DefinitionsView
+    ) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.definitions = definitions
+        self._secret = settings.secret_key.get_secret_value()
+        self._attempt_topic = ATTEMPT_EVENTS.name(settings.topic_prefix)
+        self._heartbeat_topic = HEARTBEATS.name(settings.topic_prefix)
+
+    async def _produce(self, name: str, record: Record, key: str, value: dict[str, Any]) -> None:
+        try:
+            await self.producer.send_and_wait(name, encode(record, value), key=key.encode())
+        except KafkaError as exc:
+            log.error("produce to %s failed: %r", name, exc, extra={"attempt_id": key})
+            raise IngestError(
+                503, "could not store the event; retry with the same request"
+            ) from exc
+
+    def _authorize(self, attempt_id: str, authorization: str | None) -> AttemptClaims:
+        try:
+            claims = read_attempt_token(self._secret, authorization)
+        except TokenError as exc:
+            raise IngestError(401, str(exc)) from exc
+        if claims.attempt_id != attempt_id:
+            raise IngestError(403, "this token belongs to another attempt")
+        return claims
+
+    def _contest(self, contest_id: str) -> Contest:
+        contest = self.definitions.contests.get(contest_id)
+        if contest is None:
+            raise IngestError(404, f"contest {contest_id} is unknown or not published")
+        return contest
+
+    def _envelope(self, claims: AttemptClaims, client_ts: datetime | None) -> dict[str, Any]:
+        return {
+            "event_id": str(uuid.uuid4()),
+            "attempt_id": claims.attempt_id,
+            "contest_id": claims.contest_id,
+            "client_ts": client_ts,
+            "server_ts": datetime.now(UTC),
+        }
+
+    async def start(
+        self, contest_id: str, body: bytes, ip: str | None, user_agent: str | None
+    ) -> dict[str, Any]:
+        """Start (or resume) the candidate's attempt and issue its token."""
+        contest = self._contest(_valid_uuid(contest_id, "contest id"))
+        request = _decode_body(body, StartBody, self.settings.max_body_bytes)
+        now = datetime.now(UTC)
+        if not contest_is_open(now, contest.start_at, contest.end_at):
+            when = "opens" if now < contest.start_at else "closed"
+            moment = contest.start_at if now < contest.start_at else contest.end_at
+            raise IngestError(409, f"contest {when} at {moment.isoformat()}")
+        claims = AttemptClaims(
+            attempt_id_for(contest.contest_id, request.email), contest.contest_id
+        )
+        event = self._envelope(claims, request.client_ts)
+        event.update(
+            server_ts=now,
+            participant_email=request.email.strip(),
+            participant_name=request.name.strip(),
+            ip=ip,
+            user_agent=user_agent,
+        )
+        await self._produce(self._attempt_topic, Record.ATTEMPT_STARTED, claims.attempt_id, event)
+        deadline = attempt_deadline(now, contest.duration_seconds, 0, contest.end_at)
+        token = issue_attempt_token(
+            self._secret, claims, contest.end_at + TOKEN_VALID_AFTER_CONTEST
+        )
+        return {
+            "attempt_id": claims.attempt_id,
+            "contest_id": contest.contest_id,
+            "token": token,
+            "event_id": event["event_id"],
+            "server_time": now.isoformat(),
+            "started_at": now.isoformat(),
+            "deadline": deadline.isoformat(),
+            "grace_seconds": self.settings.grace_seconds,
+            "questions": [
+                {
+                    "question_id": q.question_id,
+                    "kind": q.kind.value,
+                    "prompt": q.prompt,
+                    "options": list(q.options),
+                    "max_marks": q.max_marks,
+                }
+                for q in self.definitions.questions_of(contest)
+            ],
+        }
+
+    async def save(self, attempt_id: str, authorization: str | None, body: bytes) -> Accepted:
+        """Autosave one answer; the highest client_seq per question wins downstream."""
+        claims = self._authorize(attempt_id, authorization)
+        request = _decode_body(body, SaveBody, self.settings.max_body_bytes)
+        contest = self._contest(claims.contest_id)
+        if request.question_id not in contest.question_ids:
+            raise IngestError(
+                422, f"question {request.question_id} is not part of this contest", "question_id"
+            )
+        question = self.definitions.questions.get(request.question_id)
+        if question is not None:
+            problem = answer_shape_error(
+                question.kind, len(question.options), request.selected_options
+            )
+            if problem:
+                raise IngestError(422, problem, "selected_options")
+        if request.text is not None and len(request.text.encode()) > self.settings.max_answer_bytes:
+            raise IngestError(
+                413, f"answer text is over the {self.settings.max_answer_bytes}-byte limit", "text"
+            )
+        event = self._envelope(claims, request.client_ts)
+        event.update(
+            question_id=request.question_id,
+            client_seq=request.client_seq,
+            selected_options=request.selected_options,
+            text=request.text,
+            language=request.language,
+        )
+        await self._produce(self._attempt_topic, Record.ANSWER_SAVED, attempt_id, event)
+        return Accepted(event["event_id"], event["server_ts"])
+
+    async def submit(self, attempt_id: str, authorization: str | None, body: bytes) -> Accepted:
+        """Submit the attempt; the stream decides whether it was on time."""
+        claims = self._authorize(attempt_id, authorization)
+        request = _decode_body(body, SubmitBody, self.settings.max_body_bytes)
+        event = self._envelope(claims, request.client_ts)
+        await self._produce(self._attempt_topic, Record.ATTEMPT_SUBMITTED, attempt_id, event)
+        return Accepted(event["event_id"], event["server_ts"])
+
+    async def heartbeat(
+        self,
+        attempt_id: str,
+        authorization: str | None,
+        body: bytes,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> Accepted:
+        """Record a liveness beat or a focus change."""
+        claims = self._authorize(attempt_id, authorization)
+        request = _decode_body(body, HeartbeatBody, self.settings.max_body_bytes)
+        event = self._envelope(claims, request.client_ts)
+        event.update(kind=request.kind, ip=ip, user_agent=user_agent)
+        await self._produce(self._heartbeat_topic, Record.HEARTBEAT, attempt_id, event)
+        return Accepted(event["event_id"], event["server_ts"])

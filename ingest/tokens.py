@@ -1,0 +1,51 @@
+"""Signed attempt tokens: issued at start, they let a candidate write one attempt only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import jwt
+
+ALGORITHM = "HS256"
+TOKEN_TYPE = "attempt"
+
+
+class TokenError(Exception):
+    """The token is missing, malformed, expired or not an attempt token."""
+
+
+@dataclass(frozen=True)
+class AttemptClaims:
+    attempt_id: str
+    contest_id: str
+
+
+def issue_attempt_token(secret: str, claims: AttemptClaims, expires_at: datetime) -> str:
+    payload = {
+        "sub": claims.attempt_id,
+        "cid": claims.contest_id,
+        "typ": TOKEN_TYPE,
+        "exp": int(expires_at.timestamp()),
+    }
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+def read_attempt_token(secret: str, authorization: str | None) -> AttemptClaims:
+    """The claims of a `Bearer` attempt token, or TokenError saying what is wrong."""
+    if not authorization:
+        raise TokenError("missing Authorization header (Bearer attempt token)")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise TokenError("Authorization must be 'Bearer <attempt token>'")
+    try:
+        payload = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenError("attempt token expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise TokenError(f"invalid attempt token: {exc}") from exc
+    if payload.get("typ") != TOKEN_TYPE or not isinstance(payload.get("cid"), str):
+        raise TokenError("not an attempt token")
+    return AttemptClaims(attempt_id=str(payload["sub"]), contest_id=payload["cid"])

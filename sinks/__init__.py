@@ -1,0 +1,1 @@
+"""Sinks: batch consumers writing results to Postgres and every event to ClickHouse."""

@@ -1,0 +1,167 @@
+"""The Postgres sink: attempts, saves, grades and standings as idempotent upserts.
+
+Every statement is keyed by ids and guarded by the record's own time, so a batch
+written twice, or a topic replayed from offset 0, leaves the tables as they were.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from avro_schemas.records import Record
+from avro_schemas.topics import ATTEMPT_EVENTS, GRADING_RESULTS, LEADERBOARD_UPDATES
+from sinks.consumer import SinkRecord
+
+TOPICS = (ATTEMPT_EVENTS, GRADING_RESULTS, LEADERBOARD_UPDATES)
+PARTICIPANT_NAMESPACE = uuid.UUID("2c7e4b8a-1f3d-4e6a-9b5c-7d8e9f0a1b2c")
+
+
+def participant_id_for(email: str) -> str:
+    """One participant per email address, whatever its case."""
+    return str(uuid.uuid5(PARTICIPANT_NAMESPACE, email.strip().casefold()))
+
+
+INSERT_PARTICIPANT = """
+INSERT INTO participants (id, email, name) VALUES (%(participant_id)s, %(email)s, %(name)s)
+ON CONFLICT (id) DO NOTHING
+"""
+
+INSERT_STARTED_ATTEMPT = """
+INSERT INTO attempts (id, contest_id, participant_id, participant_email, participant_name,
+                      started_at, status)
+VALUES (%(attempt_id)s, %(contest_id)s, %(participant_id)s, %(email)s, %(name)s,
+        %(started_at)s, 'active')
+ON CONFLICT (id) DO NOTHING
+"""
+
+UPSERT_SCORED_ATTEMPT = """
+INSERT INTO attempts (id, contest_id, participant_id, participant_email, participant_name,
+                      started_at, deadline, finished_at, status, total_score, max_score,
+                      score_changed_at, counted_saves, late_saves, grader_version, graded_at)
+VALUES (%(attempt_id)s, %(contest_id)s, %(participant_id)s, %(participant_email)s,
+        %(participant_name)s, %(started_at)s, %(deadline)s, %(finished_at)s, %(status)s,
+        %(total_score)s, %(max_score)s, %(score_changed_at)s, %(counted_saves)s,
+        %(late_saves)s, %(grader_version)s, %(graded_at)s)
+ON CONFLICT (id) DO UPDATE SET
+    deadline = excluded.deadline, finished_at = excluded.finished_at,
+    status = excluded.status, total_score = excluded.total_score,
+    max_score = excluded.max_score, score_changed_at = excluded.score_changed_at,
+    counted_saves = excluded.counted_saves, late_saves = excluded.late_saves,
+    grader_version = excluded.grader_version, graded_at = excluded.graded_at
+WHERE attempts.graded_at IS NULL OR attempts.graded_at <= excluded.graded_at
+"""
+
+INSERT_ANSWER_SAVE = """
+INSERT INTO answer_saves (event_id, attempt_id, contest_id, question_id, client_seq, status,
+                          selected_options, text, language, server_ts)
+VALUES (%(event_id)s, %(attempt_id)s, %(contest_id)s, %(question_id)s, %(client_seq)s,
+        %(status)s, %(selected_options)s, %(text)s, %(language)s, %(server_ts)s)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+UPSERT_RESPONSE = """
+INSERT INTO responses (attempt_id, question_id, contest_id, verdict, score, max_score,
+                       client_seq, selected_options, text, saved_at, grader_version,
+                       graded_at, grading_event_id)
+VALUES (%(attempt_id)s, %(question_id)s, %(contest_id)s, %(verdict)s, %(score)s,
+        %(max_score)s, %(client_seq)s, %(selected_options)s, %(text)s, %(saved_at)s,
+        %(grader_version)s, %(graded_at)s, %(event_id)s)
+ON CONFLICT (attempt_id, question_id) DO UPDATE SET
+    verdict = excluded.verdict, score = excluded.score, max_score = excluded.max_score,
+    client_seq = excluded.client_seq, selected_options = excluded.selected_options,
+    text = excluded.text, saved_at = excluded.saved_at,
+    grader_version = excluded.grader_version, graded_at = excluded.graded_at,
+    grading_event_id = excluded.grading_event_id
+WHERE responses.graded_at <= excluded.graded_at
+"""
+
+INSERT_GRADING_RESULT = """
+INSERT INTO grading_results (event_id, attempt_id, question_id, verdict, score, max_score,
+                             grader_version, graded_at)
+VALUES (%(event_id)s, %(attempt_id)s, %(question_id)s, %(verdict)s, %(score)s,
+        %(max_score)s, %(grader_version)s, %(graded_at)s)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+UPSERT_LEADERBOARD = """
+INSERT INTO leaderboard (contest_id, attempt_id, participant_name, total_score,
+                         score_changed_at, started_at, invalidated, updated_at)
+VALUES (%(contest_id)s, %(attempt_id)s, %(participant_name)s, %(total_score)s,
+        %(score_changed_at)s, %(started_at)s, %(invalidated)s, %(updated_at)s)
+ON CONFLICT (contest_id, attempt_id) DO UPDATE SET
+    participant_name = excluded.participant_name, total_score = excluded.total_score,
+    score_changed_at = excluded.score_changed_at, started_at = excluded.started_at,
+    invalidated = excluded.invalidated, updated_at = excluded.updated_at
+WHERE leaderboard.updated_at <= excluded.updated_at
+"""
+
+
+def _json_or_none(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+def statements_for(record: SinkRecord) -> list[tuple[str, dict[str, Any]]]:
+    """The upserts one record turns into (none for records this sink does not keep)."""
+    v = record.value
+    if record.name == Record.ATTEMPT_STARTED:
+        person = {
+            "participant_id": participant_id_for(v["participant_email"]),
+            "email": v["participant_email"],
+            "name": v["participant_name"],
+        }
+        attempt = {
+            **person,
+            "attempt_id": v["attempt_id"],
+            "contest_id": v["contest_id"],
+            "started_at": v["server_ts"],
+        }
+        return [(INSERT_PARTICIPANT, person), (INSERT_STARTED_ATTEMPT, attempt)]
+    if record.name == Record.ATTEMPT_SCORED:
+        person = {
+            "participant_id": participant_id_for(v["participant_email"]),
+            "email": v["participant_email"],
+            "name": v["participant_name"],
+        }
+        return [
+            (INSERT_PARTICIPANT, person),
+            (UPSERT_SCORED_ATTEMPT, {**v, "participant_id": person["participant_id"]}),
+        ]
+    if record.name == Record.ANSWER_RECORDED:
+        return [
+            (INSERT_ANSWER_SAVE, {**v, "selected_options": _json_or_none(v["selected_options"])})
+        ]
+    if record.name == Record.RESPONSE_GRADED:
+        row = {**v, "selected_options": _json_or_none(v["selected_options"])}
+        return [(UPSERT_RESPONSE, row), (INSERT_GRADING_RESULT, row)]
+    if record.name == Record.LEADERBOARD_UPDATE:
+        return [(UPSERT_LEADERBOARD, v)]
+    return []
+
+
+class PostgresWriter:
+    """Writes a batch in one transaction, statements grouped so each runs as one
+    pipelined executemany."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def write(self, records: Sequence[SinkRecord]) -> None:
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for record in records:
+            for sql, params in statements_for(record):
+                grouped[sql].append(params)
+        if not grouped:
+            return
+        async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            for sql, rows in grouped.items():
+                await cur.executemany(sql, rows)
+
+    def is_transient(self, exc: Exception) -> bool:
+        return isinstance(exc, psycopg.OperationalError | PoolTimeout | OSError)

@@ -1,0 +1,1 @@
+"""Stream processing: Faust agents (thin) over the pure rules in `streams.rules`."""

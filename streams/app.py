@@ -1,0 +1,94 @@
+"""The Faust application, its topics and the output helpers every agent shares.
+
+Values travel as raw bytes: agents decode them with the Avro codec themselves, so a
+message that does not decode is dead-lettered instead of stopping the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from avro_schemas.codec import encode
+from avro_schemas.records import Record
+from avro_schemas.topics import (
+    ATTEMPT_EVENTS,
+    DEAD_LETTERS,
+    GRADING_RESULTS,
+    LEADERBOARD_UPDATES,
+    TopicSpec,
+)
+from elevate.settings import get_settings
+from streams.definitions import DefinitionsView, follow_definitions
+
+log = logging.getLogger(__name__)
+
+settings = get_settings()
+
+app = faust.App(
+    f"{settings.topic_prefix}streams",
+    broker="kafka://" + settings.kafka_bootstrap.replace(",", ";"),
+    store="memory://",
+    autodiscover=False,
+    key_serializer="raw",
+    value_serializer="raw",
+    topic_partitions=ATTEMPT_EVENTS.partitions,
+    topic_replication_factor=1,
+    producer_acks=-1,
+    consumer_auto_offset_reset="earliest",
+    table_standby_replicas=0,
+    web_enabled=False,
+    broker_commit_every=500,
+    broker_commit_interval=1.0,
+    stream_wait_empty=False,
+)
+
+
+def faust_topic(spec: TopicSpec) -> faust.TopicT:
+    return app.topic(
+        spec.name(settings.topic_prefix),
+        key_type=bytes,
+        value_type=bytes,
+        partitions=spec.partitions,
+        internal=False,
+    )
+
+
+attempt_events_topic = faust_topic(ATTEMPT_EVENTS)
+grading_results_topic = faust_topic(GRADING_RESULTS)
+leaderboard_topic = faust_topic(LEADERBOARD_UPDATES)
+dead_letters_topic = faust_topic(DEAD_LETTERS)
+
+definitions = DefinitionsView()
+
+
+@app.task
+async def _follow_definitions() -> None:
+    await follow_definitions(settings, definitions)
+
+
+async def emit(topic: faust.TopicT, record: Record, key: str, value: dict[str, Any]) -> None:
+    """Queue one output; Faust flushes the producer before it commits the input offset,
+    so an input is never committed ahead of what it produced."""
+    await topic.send(key=key.encode(), value=encode(record, value))
+
+
+async def dead_letter(event: EventT, error: str) -> None:
+    """Keep an unprocessable event with the reason and its source position."""
+    message = event.message
+    await dead_letters_topic.send(
+        key=message.key,
+        value=message.value,
+        headers={
+            "error": error.encode("utf-8", "replace")[:4000],
+            "source_topic": message.topic.encode(),
+            "source_partition": str(message.partition).encode(),
+            "source_offset": str(message.offset).encode(),
+        },
+    )
+    log.warning(
+        "dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, error
+    )

@@ -1,0 +1,236 @@
+"""The attempts agent: one state per attempt, grading on finish, and the expiry sweep.
+
+The agent only decodes, calls `streams.rules.attempt`, stores the state and emits. A
+redelivered event re-emits the same outputs with the same ids, so a crash between a
+state write and an output never loses a result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from faust.types import StreamT
+
+from avro_schemas.codec import DecodeError, decode, encode
+from avro_schemas.records import Record
+from streams.app import (
+    app,
+    attempt_events_topic,
+    dead_letter,
+    definitions,
+    emit,
+    grading_results_topic,
+    settings,
+)
+from streams.rules import attempt as rules
+from streams.rules.attempt import AttemptState, SavedAnswer
+from streams.rules.timing import is_on_time
+
+log = logging.getLogger(__name__)
+
+RESULT_NAMESPACE = uuid.UUID("0b6f5f0e-0d3c-4a55-8f3e-5d7f0b8e2c41")
+DEFINITION_WAIT_SECONDS = 10.0
+EXPIRY_SWEEP_SECONDS = 1.0
+EXPIRY_RESEND_SECONDS = 30.0
+
+attempts_table = app.Table(
+    "attempts",
+    default=None,
+    key_type=bytes,
+    value_type=bytes,
+    partitions=attempt_events_topic.partitions,
+)
+
+# Attempts whose expiry event was sent recently, so the sweep does not resend each second.
+_expiry_sent: dict[str, float] = {}
+
+
+class Unprocessable(Exception):
+    """The event is well-formed but cannot apply (e.g. unknown attempt or contest)."""
+
+
+def _result_id(*parts: object) -> str:
+    return str(uuid.uuid5(RESULT_NAMESPACE, "/".join(str(p) for p in parts)))
+
+
+async def _emit_answer_recorded(value: dict[str, Any], status: rules.SaveStatus) -> None:
+    await emit(
+        grading_results_topic,
+        Record.ANSWER_RECORDED,
+        value["attempt_id"],
+        {
+            "event_id": value["event_id"],
+            "attempt_id": value["attempt_id"],
+            "contest_id": value["contest_id"],
+            "question_id": value["question_id"],
+            "client_seq": value["client_seq"],
+            "status": status.value,
+            "selected_options": value["selected_options"],
+            "text": value["text"],
+            "language": value["language"],
+            "server_ts": value["server_ts"],
+        },
+    )
+
+
+async def emit_grades(state: AttemptState) -> None:
+    """Grade a finished attempt and emit every response and the total. Ids depend only
+    on the attempt, how it finished and the grader, so re-emitting is harmless."""
+    contest = definitions.contests.get(state.contest_id)
+    if contest is None:
+        raise Unprocessable(f"contest {state.contest_id} is not defined")
+    questions = {q.question_id: q.grading_key() for q in definitions.questions_of(contest)}
+    grade = rules.grade_attempt(state, questions)
+    assert state.finished_at is not None
+    basis = (state.status.value, state.finished_at.isoformat(), grade.grader_version)
+    graded_at = datetime.now(UTC)
+    for response in grade.responses:
+        answer = response.answer
+        await emit(
+            grading_results_topic,
+            Record.RESPONSE_GRADED,
+            state.attempt_id,
+            {
+                "event_id": _result_id(state.attempt_id, response.question_id, *basis),
+                "attempt_id": state.attempt_id,
+                "contest_id": state.contest_id,
+                "question_id": response.question_id,
+                "verdict": response.verdict.value,
+                "score": response.score,
+                "max_score": response.max_score,
+                "client_seq": answer.client_seq if answer else None,
+                "selected_options": answer.selected_options if answer else None,
+                "text": answer.text if answer else None,
+                "saved_at": answer.saved_at if answer else None,
+                "grader_version": grade.grader_version,
+                "graded_at": graded_at,
+            },
+        )
+    await emit(
+        grading_results_topic,
+        Record.ATTEMPT_SCORED,
+        state.attempt_id,
+        {
+            "event_id": _result_id(state.attempt_id, "scored", *basis),
+            "attempt_id": state.attempt_id,
+            "contest_id": state.contest_id,
+            "participant_email": state.participant_email,
+            "participant_name": state.participant_name,
+            "status": state.status.value,
+            "started_at": state.started_at,
+            "deadline": state.deadline,
+            "finished_at": state.finished_at,
+            "total_score": grade.total_score,
+            "max_score": grade.max_score,
+            "score_changed_at": grade.score_changed_at,
+            "counted_saves": state.counted_saves,
+            "late_saves": state.late_saves,
+            "grader_version": grade.grader_version,
+            "graded_at": graded_at,
+        },
+    )
+
+
+async def apply_event(
+    name: str, value: dict[str, Any], current: AttemptState | None
+) -> AttemptState:
+    """Apply one decoded attempt event and emit what it produces; returns the new state."""
+    grace = settings.grace_seconds
+    if name == Record.ATTEMPT_STARTED:
+        contest = await definitions.wait_for_contest(value["contest_id"], DEFINITION_WAIT_SECONDS)
+        if contest is None:
+            raise Unprocessable(f"contest {value['contest_id']} is not defined")
+        return rules.start_attempt(
+            current,
+            attempt_id=value["attempt_id"],
+            contest_id=value["contest_id"],
+            participant_email=value["participant_email"],
+            participant_name=value["participant_name"],
+            server_ts=value["server_ts"],
+            contest=contest.timing,
+        )
+    if current is None:
+        raise Unprocessable(f"attempt {value['attempt_id']} was never started")
+    state = current
+    if name == Record.ANSWER_SAVED:
+        answer = SavedAnswer(
+            event_id=value["event_id"],
+            client_seq=value["client_seq"],
+            saved_at=value["server_ts"],
+            selected_options=value["selected_options"],
+            text=value["text"],
+            language=value["language"],
+        )
+        status = rules.record_save(state, value["question_id"], answer, grace)
+        await _emit_answer_recorded(value, status)
+    elif name == Record.ATTEMPT_SUBMITTED:
+        rules.submit_attempt(state, value["server_ts"], grace)
+        await emit_grades(state)
+    elif name == Record.ATTEMPT_EXPIRED:
+        rules.expire_attempt(state, value["server_ts"], grace)
+        if state.is_finished:
+            await emit_grades(state)
+    elif name == Record.TIME_EXTENDED:
+        rules.extend_attempt(state, value["event_id"], value["extra_seconds"])
+    elif name == Record.ATTEMPT_INVALIDATED:
+        rules.invalidate_attempt(state, value["reason"], value["server_ts"])
+        await emit_grades(state)
+    else:
+        raise Unprocessable(f"{name} does not belong on the attempt events topic")
+    return state
+
+
+@app.agent(attempt_events_topic)
+async def process_attempt_events(stream: StreamT[bytes]) -> None:
+    """Apply each attempt event to its attempt's state; dead-letter what cannot apply."""
+    await definitions.ready.wait()
+    async for event in stream.events():
+        key = event.key if isinstance(event.key, bytes) else None
+        try:
+            decoded = decode(event.value)
+            value = decoded.value
+            if key is None or key.decode() != value.get("attempt_id"):
+                raise Unprocessable("message key is not the event's attempt_id")
+            stored = attempts_table.get(key)
+            current = rules.load_state(stored) if stored else None
+            state = await apply_event(decoded.name, value, current)
+            attempts_table[key] = rules.dump_state(state)
+        except (DecodeError, Unprocessable, KeyError, ValueError, TypeError) as exc:
+            await dead_letter(event, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # never let one event stop the stream or be skipped silently
+            log.exception("unexpected error on attempt event")
+            await dead_letter(event, f"unexpected {type(exc).__name__}: {exc}")
+
+
+@app.timer(interval=EXPIRY_SWEEP_SECONDS)
+async def sweep_expired_attempts() -> None:
+    """Send an expiry event for every active attempt past its deadline and grace; the
+    agent then finishes it at the deadline, even if the candidate never returns."""
+    now = datetime.now(UTC)
+    monotonic = time.monotonic()
+    for key, stored in list(attempts_table.items()):
+        state = rules.load_state(stored)
+        if state.is_finished or is_on_time(now, state.deadline, settings.grace_seconds):
+            continue
+        sent = _expiry_sent.get(state.attempt_id)
+        if sent is not None and monotonic - sent < EXPIRY_RESEND_SECONDS:
+            continue
+        _expiry_sent[state.attempt_id] = monotonic
+        await attempt_events_topic.send(
+            key=key,
+            value=encode(
+                Record.ATTEMPT_EXPIRED,
+                {
+                    "event_id": _result_id(state.attempt_id, "expired", state.deadline.isoformat()),
+                    "attempt_id": state.attempt_id,
+                    "contest_id": state.contest_id,
+                    "client_ts": None,
+                    "server_ts": now,
+                    "deadline": state.deadline,
+                },
+            ),
+        )

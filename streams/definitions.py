@@ -1,0 +1,163 @@
+"""Published contests and questions, followed from the compacted definitions topic.
+
+Ingest and the stream workers each keep the whole (small) definitions topic in memory:
+every process needs every contest, and reading a compacted topic from the start is how
+a process learns them with no database on its path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from avro_schemas.codec import DecodeError, decode
+from avro_schemas.records import Record
+from avro_schemas.topics import DEFINITIONS
+from elevate.settings import Settings
+from streams.rules.attempt import ContestTiming, QuestionKey
+from streams.rules.scoring import QuestionKind
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Question:
+    question_id: str
+    contest_id: str
+    kind: QuestionKind
+    prompt: str
+    options: tuple[str, ...]
+    correct_options: frozenset[int]
+    max_marks: float
+    negative_marks: float
+    partial_credit: bool
+    position: int
+
+    def grading_key(self) -> QuestionKey:
+        return QuestionKey(
+            question_id=self.question_id,
+            kind=self.kind,
+            option_count=len(self.options),
+            correct=self.correct_options,
+            max_marks=self.max_marks,
+            negative_marks=self.negative_marks,
+            partial_credit=self.partial_credit,
+        )
+
+
+@dataclass(frozen=True)
+class Contest:
+    contest_id: str
+    name: str
+    description: str
+    start_at: datetime
+    end_at: datetime
+    duration_seconds: int
+    question_ids: tuple[str, ...]
+
+    @property
+    def timing(self) -> ContestTiming:
+        return ContestTiming(duration_seconds=self.duration_seconds, end_at=self.end_at)
+
+
+class DefinitionsView:
+    """The latest definition of every published contest and question."""
+
+    def __init__(self) -> None:
+        self.contests: dict[str, Contest] = {}
+        self.questions: dict[str, Question] = {}
+        self.ready = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    def apply(self, name: str, value: dict[str, object]) -> None:
+        """Take one decoded definition record."""
+        if name == Record.QUESTION_DEFINITION:
+            q = value
+            self.questions[str(q["question_id"])] = Question(
+                question_id=str(q["question_id"]),
+                contest_id=str(q["contest_id"]),
+                kind=QuestionKind(str(q["kind"])),
+                prompt=str(q["prompt"]),
+                options=tuple(q["options"]),  # type: ignore[arg-type]
+                correct_options=frozenset(q["correct_options"]),  # type: ignore[arg-type]
+                max_marks=float(q["max_marks"]),  # type: ignore[arg-type]
+                negative_marks=float(q["negative_marks"]),  # type: ignore[arg-type]
+                partial_credit=bool(q["partial_credit"]),
+                position=int(q["position"]),  # type: ignore[call-overload]
+            )
+        elif name == Record.CONTEST_DEFINITION:
+            c = value
+            self.contests[str(c["contest_id"])] = Contest(
+                contest_id=str(c["contest_id"]),
+                name=str(c["name"]),
+                description=str(c["description"]),
+                start_at=c["start_at"],  # type: ignore[arg-type]
+                end_at=c["end_at"],  # type: ignore[arg-type]
+                duration_seconds=int(c["duration_seconds"]),  # type: ignore[call-overload]
+                question_ids=tuple(c["question_ids"]),  # type: ignore[arg-type]
+            )
+
+    def questions_of(self, contest: Contest) -> list[Question]:
+        """The contest's questions in their published order (missing ones skipped)."""
+        return [self.questions[q] for q in contest.question_ids if q in self.questions]
+
+    async def notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for_contest(self, contest_id: str, seconds: float) -> Contest | None:
+        """The contest, waiting briefly for a definition that may still be on its way."""
+        if contest_id in self.contests:
+            return self.contests[contest_id]
+        try:
+            async with asyncio.timeout(seconds), self._changed:
+                await self._changed.wait_for(lambda: contest_id in self.contests)
+        except TimeoutError:
+            return None
+        return self.contests[contest_id]
+
+
+async def follow_definitions(settings: Settings, view: DefinitionsView) -> None:
+    """Read the definitions topic from its start forever, marking the view ready once it
+    has caught up with the end offsets seen at start."""
+    topic = DEFINITIONS.name(settings.topic_prefix)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(DEFINITIONS.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        if all(offset == 0 for offset in end.values()):
+            view.ready.set()
+        while True:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, messages in batch.items():
+                for message in messages:
+                    try:
+                        decoded = decode(message.value)
+                        view.apply(decoded.name, decoded.value)
+                    except (DecodeError, KeyError, ValueError) as exc:
+                        log.error("skipping bad definition at %s@%d: %s", tp, message.offset, exc)
+            if batch:
+                await view.notify()
+            if not view.ready.is_set():
+                positions = {tp: await consumer.position(tp) for tp in partitions}
+                if all(positions[tp] >= end[tp] for tp in partitions):
+                    view.ready.set()
+                    log.info(
+                        "definitions loaded: %d contests, %d questions",
+                        len(view.contests),
+                        len(view.questions),
+                    )
+    finally:
+        await consumer.stop()

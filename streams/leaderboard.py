@@ -1,0 +1,132 @@
+"""The leaderboard agent: attempt totals regrouped by contest, ranked as they change.
+
+Standings live in a table keyed by contest and attempt (small changelog records); the
+ordered index per contest is memory only, rebuilt from the table when first needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+from faust.types import StreamT
+
+from avro_schemas.codec import DecodeError, decode
+from avro_schemas.records import Record
+from streams.app import app, emit, grading_results_topic, leaderboard_topic
+from streams.rules.ranking import LeaderboardIndex, Standing
+
+log = logging.getLogger(__name__)
+
+UPDATE_NAMESPACE = uuid.UUID("5d0b7e3a-93a4-4c7e-b1f0-2a8d6c4e9f17")
+
+
+class StoredStanding(msgspec.Struct, frozen=True):
+    attempt_id: str
+    participant_name: str
+    total_score: float
+    score_changed_at: datetime
+    started_at: datetime
+
+    def standing(self) -> Standing:
+        return Standing(
+            self.attempt_id,
+            self.participant_name,
+            self.total_score,
+            self.score_changed_at,
+            self.started_at,
+        )
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(StoredStanding)
+
+standings_table = app.Table(
+    "standings", default=None, key_type=bytes, value_type=bytes, partitions=6
+)
+_indexes: dict[str, LeaderboardIndex] = {}
+
+
+def _index_for(contest_id: str) -> LeaderboardIndex:
+    index = _indexes.get(contest_id)
+    if index is None:
+        index = LeaderboardIndex()
+        prefix = f"{contest_id}/".encode()
+        for key, stored in list(standings_table.items()):
+            if key.startswith(prefix) and stored:
+                index.upsert(_decoder.decode(stored).standing())
+        _indexes[contest_id] = index
+    return index
+
+
+def _contest_of(value: bytes) -> bytes:
+    """Repartition key: the contest of an attempt total; other records go nowhere in
+    particular and are skipped by the agent."""
+    try:
+        decoded = decode(value)
+    except DecodeError:
+        return b""
+    return str(decoded.value.get("contest_id", "")).encode()
+
+
+@app.agent(grading_results_topic)
+async def rank_attempts(stream: StreamT[bytes]) -> None:
+    """Place each finished (or regraded, or invalidated) attempt on its contest's board."""
+    async for value in stream.filter(_is_attempt_total).group_by(_contest_of, name="by-contest"):
+        try:
+            scored = decode(value).value
+        except DecodeError as exc:
+            log.error("undecodable attempt total skipped by the leaderboard: %s", exc)
+            continue
+        contest_id, attempt_id = scored["contest_id"], scored["attempt_id"]
+        index = _index_for(contest_id)
+        key = f"{contest_id}/{attempt_id}".encode()
+        invalidated = scored["status"] == "invalidated"
+        standing = Standing(
+            attempt_id,
+            scored["participant_name"],
+            scored["total_score"],
+            scored["score_changed_at"],
+            scored["started_at"],
+        )
+        if invalidated:
+            index.remove(attempt_id)
+            standings_table[key] = b""
+            rank = 0
+        else:
+            rank = index.upsert(standing)
+            standings_table[key] = _encoder.encode(
+                StoredStanding(
+                    attempt_id,
+                    standing.participant_name,
+                    standing.total_score,
+                    standing.score_changed_at,
+                    standing.started_at,
+                )
+            )
+        await emit(
+            leaderboard_topic,
+            Record.LEADERBOARD_UPDATE,
+            contest_id,
+            {
+                "event_id": str(uuid.uuid5(UPDATE_NAMESPACE, scored["event_id"])),
+                "contest_id": contest_id,
+                "attempt_id": attempt_id,
+                "participant_name": standing.participant_name,
+                "total_score": standing.total_score,
+                "rank": rank,
+                "score_changed_at": standing.score_changed_at,
+                "started_at": standing.started_at,
+                "invalidated": invalidated,
+                "updated_at": datetime.now(UTC),
+            },
+        )
+
+
+def _is_attempt_total(value: bytes) -> bool:
+    try:
+        return decode(value).name == Record.ATTEMPT_SCORED
+    except DecodeError:
+        return False

@@ -1,0 +1,258 @@
+"""The attempt state machine: start, save, extend, finish, and grading on finish.
+
+The state is a plain msgspec struct so a stream table can hold it as JSON bytes. Every
+transition is a pure function of (state, event) returning the new state and what to
+emit; replaying an event that was already applied changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+import msgspec
+
+from streams.rules.scoring import (
+    GRADER_VERSION,
+    Grade,
+    McqKey,
+    QuestionKind,
+    Verdict,
+    grade_mcq,
+)
+from streams.rules.timing import attempt_deadline, is_on_time
+
+
+class AttemptStatus(StrEnum):
+    ACTIVE = "active"
+    SUBMITTED = "submitted"
+    EXPIRED = "expired"
+    INVALIDATED = "invalidated"
+
+
+class SaveStatus(StrEnum):
+    COUNTED = "counted"
+    SUPERSEDED = "superseded"
+    LATE = "late"
+    AFTER_SUBMIT = "after_submit"
+
+
+class SavedAnswer(msgspec.Struct, frozen=True):
+    event_id: str
+    client_seq: int
+    saved_at: datetime
+    selected_options: list[int] | None = None
+    text: str | None = None
+    language: str | None = None
+
+
+class AttemptState(msgspec.Struct):
+    attempt_id: str
+    contest_id: str
+    participant_email: str
+    participant_name: str
+    started_at: datetime
+    duration_seconds: int
+    contest_end: datetime
+    extension_seconds: int = 0
+    status: AttemptStatus = AttemptStatus.ACTIVE
+    finished_at: datetime | None = None
+    answers: dict[str, SavedAnswer] = msgspec.field(default_factory=dict)
+    counted_saves: int = 0
+    late_save_ids: list[str] = msgspec.field(default_factory=list)
+    invalidation_reason: str | None = None
+    applied_extensions: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def deadline(self) -> datetime:
+        return attempt_deadline(
+            self.started_at, self.duration_seconds, self.extension_seconds, self.contest_end
+        )
+
+    @property
+    def late_saves(self) -> int:
+        return len(self.late_save_ids)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status is not AttemptStatus.ACTIVE
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AttemptState)
+
+
+def dump_state(state: AttemptState) -> bytes:
+    return _encoder.encode(state)
+
+
+def load_state(data: bytes) -> AttemptState:
+    return _decoder.decode(data)
+
+
+@dataclass(frozen=True)
+class ContestTiming:
+    """What the state machine needs from a contest's definition."""
+
+    duration_seconds: int
+    end_at: datetime
+
+
+def start_attempt(
+    current: AttemptState | None,
+    *,
+    attempt_id: str,
+    contest_id: str,
+    participant_email: str,
+    participant_name: str,
+    server_ts: datetime,
+    contest: ContestTiming,
+) -> AttemptState:
+    """A new attempt starts its clock at the server time; a repeated start resumes it."""
+    if current is not None:
+        return current
+    return AttemptState(
+        attempt_id=attempt_id,
+        contest_id=contest_id,
+        participant_email=participant_email,
+        participant_name=participant_name,
+        started_at=server_ts,
+        duration_seconds=contest.duration_seconds,
+        contest_end=contest.end_at,
+    )
+
+
+def record_save(
+    state: AttemptState, question_id: str, answer: SavedAnswer, grace_seconds: int
+) -> SaveStatus:
+    """Apply one save: the highest client sequence per question wins; late saves are kept
+    out of the answer set. Mutates `state` and returns the decision for this save."""
+    previous = state.answers.get(question_id)
+    if previous is not None and previous.event_id == answer.event_id:
+        return SaveStatus.COUNTED  # the same save delivered again
+    if state.is_finished:
+        return SaveStatus.AFTER_SUBMIT
+    if not is_on_time(answer.saved_at, state.deadline, grace_seconds):
+        if answer.event_id not in state.late_save_ids:  # kept once however often delivered
+            state.late_save_ids.append(answer.event_id)
+        return SaveStatus.LATE
+    if previous is not None and previous.client_seq >= answer.client_seq:
+        return SaveStatus.SUPERSEDED
+    state.answers[question_id] = answer
+    state.counted_saves += 1
+    return SaveStatus.COUNTED
+
+
+def extend_attempt(state: AttemptState, event_id: str, extra_seconds: int) -> bool:
+    """Add time once per extension event; a finished attempt is not reopened."""
+    if state.is_finished or event_id in state.applied_extensions:
+        return False
+    state.extension_seconds += extra_seconds
+    state.applied_extensions.append(event_id)
+    return True
+
+
+def submit_attempt(state: AttemptState, server_ts: datetime, grace_seconds: int) -> bool:
+    """Finish on the candidate's submit. A submit past deadline + grace does not count:
+    the attempt expires at its deadline instead. Returns True when the state changed."""
+    if state.is_finished:
+        return False
+    if is_on_time(server_ts, state.deadline, grace_seconds):
+        state.status = AttemptStatus.SUBMITTED
+        state.finished_at = server_ts
+    else:
+        state.status = AttemptStatus.EXPIRED
+        state.finished_at = state.deadline
+    return True
+
+
+def expire_attempt(state: AttemptState, checked_at: datetime, grace_seconds: int) -> bool:
+    """Auto-submit at the deadline; the finish time is the deadline, not the sweep time.
+    An expiry checked before an extension moved the deadline does nothing."""
+    if state.is_finished or is_on_time(checked_at, state.deadline, grace_seconds):
+        return False
+    state.status = AttemptStatus.EXPIRED
+    state.finished_at = state.deadline
+    return True
+
+
+def invalidate_attempt(state: AttemptState, reason: str, server_ts: datetime) -> bool:
+    if state.status is AttemptStatus.INVALIDATED:
+        return False
+    if state.finished_at is None:
+        state.finished_at = server_ts
+    state.status = AttemptStatus.INVALIDATED
+    state.invalidation_reason = reason
+    return True
+
+
+@dataclass(frozen=True)
+class QuestionKey:
+    """A question's grading data, as the definitions table holds it."""
+
+    question_id: str
+    kind: QuestionKind
+    option_count: int
+    correct: frozenset[int]
+    max_marks: float
+    negative_marks: float
+    partial_credit: bool
+
+
+@dataclass(frozen=True)
+class ResponseGrade:
+    question_id: str
+    verdict: Verdict
+    score: float
+    max_score: float
+    answer: SavedAnswer | None
+
+
+@dataclass(frozen=True)
+class AttemptGrade:
+    responses: list[ResponseGrade]
+    total_score: float
+    max_score: float
+    score_changed_at: datetime
+    grader_version: str = GRADER_VERSION
+
+
+def grade_question(question: QuestionKey, answer: SavedAnswer | None) -> Grade:
+    """Grade one response: MCQ at once; other kinds wait for their grader."""
+    if question.kind in (QuestionKind.MCQ_SINGLE, QuestionKind.MCQ_MULTI):
+        key = McqKey(
+            kind=question.kind,
+            option_count=question.option_count,
+            correct=question.correct,
+            max_marks=question.max_marks,
+            negative_marks=question.negative_marks,
+            partial_credit=question.partial_credit,
+        )
+        return grade_mcq(key, answer.selected_options if answer else None)
+    if answer is None:
+        return Grade(Verdict.UNANSWERED, 0.0)
+    return Grade(Verdict.PENDING_MANUAL, 0.0)
+
+
+def grade_attempt(state: AttemptState, questions: Mapping[str, QuestionKey]) -> AttemptGrade:
+    """Grade every question of the contest against the counted answers.
+
+    The score's last change is the save time of the latest answer that earned marks; an
+    attempt that earned nothing ranks by its start.
+    """
+    responses: list[ResponseGrade] = []
+    for question_id, question in questions.items():
+        answer = state.answers.get(question_id)
+        grade = grade_question(question, answer)
+        responses.append(
+            ResponseGrade(question_id, grade.verdict, grade.score, question.max_marks, answer)
+        )
+    scoring_times = [r.answer.saved_at for r in responses if r.answer and r.score > 0]
+    return AttemptGrade(
+        responses=responses,
+        total_score=round(sum(r.score for r in responses), 6),
+        max_score=round(sum(q.max_marks for q in questions.values()), 6),
+        score_changed_at=max(scoring_times, default=state.started_at),
+    )
