@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # Role endpoints.
     ingest_host: str = Field("127.0.0.1", alias="INGEST_HOST")
     ingest_port: int = Field(8001, alias="INGEST_PORT")
+    # Ingest processes sharing the port (SO_REUSEPORT); one core each at most.
+    ingest_workers: int = Field(1, ge=1, alias="INGEST_WORKERS")
     api_host: str = Field("127.0.0.1", alias="API_HOST")
     api_port: int = Field(8000, alias="API_PORT")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import msgspec
@@ -24,7 +24,7 @@ from ingest.bodies import HeartbeatBody, SaveBody, StartBody, SubmitBody
 from ingest.tokens import AttemptClaims, TokenError, issue_attempt_token, read_attempt_token
 from streams.definitions import Contest, DefinitionsView
 from streams.rules.scoring import answer_shape_error
-from streams.rules.timing import attempt_deadline, contest_is_open
+from streams.rules.timing import attempt_deadline, contest_is_open, server_now
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class IngestService:
             "attempt_id": claims.attempt_id,
             "contest_id": claims.contest_id,
             "client_ts": client_ts,
-            "server_ts": datetime.now(UTC),
+            "server_ts": server_now(),
         }
 
     async def start(
@@ -129,7 +129,7 @@ class IngestService:
         """Start (or resume) the candidate's attempt and issue its token."""
         contest = self._contest(_valid_uuid(contest_id, "contest id"))
         request = _decode_body(body, StartBody, self.settings.max_body_bytes)
-        now = datetime.now(UTC)
+        now = server_now()
         if not contest_is_open(now, contest.start_at, contest.end_at):
             when = "opens" if now < contest.start_at else "closed"
             moment = contest.start_at if now < contest.start_at else contest.end_at

@@ -199,7 +199,7 @@ def render_server_properties(settings: Settings, paths: KafkaPaths) -> str:
         "transaction.state.log.replication.factor": "1",
         "transaction.state.log.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
-        "auto.create.topics.enable": "true",
+        "auto.create.topics.enable": "false",
         "delete.topic.enable": "true",
         # A week of history, capped per partition so a long-lived dev box cannot fill its disk.
         "log.retention.hours": "168",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 
 def attempt_deadline(
@@ -29,3 +29,10 @@ def is_on_time(server_ts: datetime, deadline: datetime, grace_seconds: int) -> b
 def contest_is_open(now: datetime, start_at: datetime, end_at: datetime) -> bool:
     """A candidate may start an attempt only inside the contest window."""
     return start_at <= now < end_at
+
+
+def server_now() -> datetime:
+    """The current UTC time at the wire's precision (milliseconds), so a time the client
+    is told equals the time every consumer decides with."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

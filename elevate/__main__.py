@@ -1,0 +1,3 @@
+from elevate.cli import main
+
+raise SystemExit(main())
