@@ -1,5 +1,7 @@
 """The candidate HTTP API. Routes stay thin: read the raw body and headers, call the
-service, turn its answer or `IngestError` into a response."""
+service, turn its answer or `IngestError` into a response. Autosave, heartbeat and
+submit are served by `ingest.fastpath` in front of FastAPI; their routes here carry
+the OpenAPI contract and serve any request the fast path passes on."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
@@ -15,6 +17,7 @@ from fastapi.responses import JSONResponse
 from elevate.kafka import create_producer, ensure_topics
 from elevate.settings import Settings
 from ingest.bodies import HeartbeatBody, SaveBody, StartBody, SubmitBody, openapi_body
+from ingest.fastpath import CandidateFastPath, accepted_body, error_body, read_body
 from ingest.service import Accepted, IngestError, IngestService
 from streams.definitions import DefinitionsView, follow_definitions
 
@@ -27,32 +30,21 @@ UserAgentHeader = Annotated[str | None, Header()]
 
 
 def _accepted(result: Accepted) -> JSONResponse:
-    return JSONResponse(
-        {"event_id": result.event_id, "server_ts": result.server_ts.isoformat()}, status_code=202
-    )
+    return JSONResponse(accepted_body(result), status_code=202)
 
 
 async def _body(request: Request) -> bytes:
-    """The request body, refused with 413 as soon as it passes the size limit, so an
-    oversized upload is never held in memory whole."""
     limit: int = request.app.state.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise IngestError(413, f"request body is {declared} bytes; the limit is {limit}")
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise IngestError(413, f"request body is over the {limit}-byte limit")
-    return bytes(chunks)
+    return await read_body(request.receive, dict(request.scope["headers"]), limit)
 
 
 def _client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The ingest application with its producer and definitions follower."""
+def create_app(settings: Settings) -> CandidateFastPath:
+    """The ingest application (FastAPI behind the hot-path layer) with its producer and
+    definitions follower."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
             async with asyncio.timeout(DEFINITIONS_READY_TIMEOUT):
                 await definitions.ready.wait()
             app.state.service = IngestService(settings, producer, definitions)
+            fast_path.service = app.state.service
             yield
         finally:
             follower.cancel()
@@ -84,12 +77,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.state.max_body_bytes = settings.max_body_bytes
 
+    fast_path = CandidateFastPath(app, settings.max_body_bytes)
+
     @app.exception_handler(IngestError)
     async def _rejected(request: Request, exc: IngestError) -> JSONResponse:
-        body: dict[str, Any] = {"detail": exc.detail}
-        if exc.field:
-            body["field"] = exc.field
-        return JSONResponse(body, status_code=exc.status)
+        return JSONResponse(error_body(exc), status_code=exc.status)
 
     def service(request: Request) -> IngestService:
         svc: IngestService = request.app.state.service
@@ -162,4 +154,4 @@ def create_app(settings: Settings) -> FastAPI:
         ready = hasattr(request.app.state, "service")
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
-    return app
+    return fast_path

@@ -21,7 +21,7 @@ from avro_schemas.records import Record
 from avro_schemas.topics import ATTEMPT_EVENTS, HEARTBEATS
 from elevate.settings import Settings
 from ingest.bodies import HeartbeatBody, SaveBody, StartBody, SubmitBody
-from ingest.tokens import AttemptClaims, TokenError, issue_attempt_token, read_attempt_token
+from ingest.tokens import AttemptClaims, AttemptTokenReader, TokenError, issue_attempt_token
 from streams.definitions import Contest, DefinitionsView
 from streams.rules.scoring import answer_shape_error
 from streams.rules.timing import attempt_deadline, contest_is_open, server_now
@@ -87,6 +87,7 @@ class IngestService:
         self.producer = producer
         self.definitions = definitions
         self._secret = settings.secret_key.get_secret_value()
+        self._tokens = AttemptTokenReader(self._secret)
         self._attempt_topic = ATTEMPT_EVENTS.name(settings.topic_prefix)
         self._heartbeat_topic = HEARTBEATS.name(settings.topic_prefix)
 
@@ -101,7 +102,7 @@ class IngestService:
 
     def _authorize(self, attempt_id: str, authorization: str | None) -> AttemptClaims:
         try:
-            claims = read_attempt_token(self._secret, authorization)
+            claims = self._tokens.read(authorization)
         except TokenError as exc:
             raise IngestError(401, str(exc)) from exc
         if claims.attempt_id != attempt_id:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,8 +32,34 @@ def issue_attempt_token(secret: str, claims: AttemptClaims, expires_at: datetime
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
+class AttemptTokenReader:
+    """Verifies attempt tokens, remembering the ones already verified: a candidate sends
+    the same token with every autosave, and checking a signature is the costliest step
+    of a save. Expiry is still checked on every use."""
+
+    def __init__(self, secret: str, capacity: int = 100_000) -> None:
+        self.secret = secret
+        self.capacity = capacity
+        self._verified: dict[str, tuple[AttemptClaims, float]] = {}
+
+    def read(self, authorization: str | None) -> AttemptClaims:
+        if authorization:
+            known = self._verified.get(authorization)
+            if known is not None and known[1] > time.time():
+                return known[0]
+        claims, expires = _verify(self.secret, authorization)
+        if len(self._verified) >= self.capacity:
+            self._verified.clear()  # crude but bounded; tokens re-verify once after this
+        self._verified[authorization or ""] = (claims, expires)
+        return claims
+
+
 def read_attempt_token(secret: str, authorization: str | None) -> AttemptClaims:
     """The claims of a `Bearer` attempt token, or TokenError saying what is wrong."""
+    return _verify(secret, authorization)[0]
+
+
+def _verify(secret: str, authorization: str | None) -> tuple[AttemptClaims, float]:
     if not authorization:
         raise TokenError("missing Authorization header (Bearer attempt token)")
     scheme, _, token = authorization.partition(" ")
@@ -48,4 +75,5 @@ def read_attempt_token(secret: str, authorization: str | None) -> AttemptClaims:
         raise TokenError(f"invalid attempt token: {exc}") from exc
     if payload.get("typ") != TOKEN_TYPE or not isinstance(payload.get("cid"), str):
         raise TokenError("not an attempt token")
-    return AttemptClaims(attempt_id=str(payload["sub"]), contest_id=payload["cid"])
+    claims = AttemptClaims(attempt_id=str(payload["sub"]), contest_id=payload["cid"])
+    return claims, float(payload["exp"])

@@ -7,7 +7,6 @@ the machine is shared and noisy, so compare the two numbers of one run.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
