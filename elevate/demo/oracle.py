@@ -57,11 +57,11 @@ def keys_from(questions: list[dict[str, Any]]) -> dict[str, KeyEntry]:
     """Answer keys from the admin API's question records."""
     return {
         q["id"]: KeyEntry(
-            kind=q["kind"],
-            correct=frozenset(q["correct_options"]),
-            max_marks=float(q["max_marks"]),
-            negative=float(q["negative_marks"]),
-            partial=bool(q["partial_credit"]),
+            kind=q["type"],
+            correct=frozenset(q["content"]["correct_answers"]),
+            max_marks=float(q["scoring"]["max_marks"]),
+            negative=float(q["scoring"]["negative_marks"]),
+            partial=bool(q["scoring"]["partial_credit"]),
         )
         for q in questions
     }

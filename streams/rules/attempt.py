@@ -132,12 +132,12 @@ def record_save(
     previous = state.answers.get(question_id)
     if previous is not None and previous.event_id == answer.event_id:
         return SaveStatus.COUNTED  # the same save delivered again
-    if state.is_finished:
-        return SaveStatus.AFTER_SUBMIT
     if not is_on_time(answer.saved_at, state.deadline, grace_seconds):
         if answer.event_id not in state.late_save_ids:  # kept once however often delivered
             state.late_save_ids.append(answer.event_id)
         return SaveStatus.LATE
+    if state.is_finished:
+        return SaveStatus.AFTER_SUBMIT
     if previous is not None and previous.client_seq >= answer.client_seq:
         return SaveStatus.SUPERSEDED
     state.answers[question_id] = answer

@@ -86,6 +86,13 @@ def test_submit_inside_grace_counts_and_after_grace_expires_at_the_deadline() ->
     assert too_late.finished_at == T0 + timedelta(minutes=10)
 
 
+def test_a_save_past_the_deadline_is_late_even_once_the_attempt_expired() -> None:
+    state = started()
+    rules.expire_attempt(state, T0 + timedelta(minutes=13), GRACE)
+    assert rules.record_save(state, "q1", save("e1", 1, 13, [1]), GRACE) is SaveStatus.LATE
+    assert state.late_saves == 1
+
+
 def test_saves_after_submit_do_not_change_the_answers() -> None:
     state = started()
     rules.record_save(state, "q1", save("e1", 1, 1, [1]), GRACE)

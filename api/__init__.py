@@ -1,0 +1,1 @@
+"""The admin and results API: contests, questions, publishing and read-only results."""

@@ -1,0 +1,103 @@
+"""Published definitions on the DEFINITIONS topic, built from `contests`/`questions` rows.
+
+Every question goes out before its contest, all on the topic's single partition, so a
+consumer that sees a ContestDefinition already holds every question it lists. The
+topic is compacted and keyed by id: sending the same definitions again is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from avro_schemas.records import Record
+from avro_schemas.topics import DEFINITIONS
+from elevate.kafka import send_record
+from elevate.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DefinitionMessage:
+    """One record to send: which record, its key and its fields."""
+
+    record: Record
+    key: str
+    value: dict[str, object]
+
+
+def question_order(question: Row) -> tuple[int, Any, str]:
+    """Questions run in position order; creation time and id break position ties."""
+    return (int(question["position"]), question["created_at"], str(question["id"]))
+
+
+def question_definition(question: Row) -> dict[str, object]:
+    """The QuestionDefinition fields of a `questions` row."""
+    return {
+        "question_id": str(question["id"]),
+        "contest_id": str(question["contest_id"]),
+        "kind": str(question["kind"]),
+        "prompt": question["prompt"],
+        "options": [str(option) for option in question["options"]],
+        "correct_options": [int(index) for index in question["correct_options"]],
+        "max_marks": float(question["max_marks"]),
+        "negative_marks": float(question["negative_marks"]),
+        "partial_credit": bool(question["partial_credit"]),
+        "position": int(question["position"]),
+        "revision": int(question["revision"]),
+    }
+
+
+def contest_definition(contest: Row, questions: Sequence[Row]) -> dict[str, object]:
+    """The ContestDefinition fields of a published `contests` row and its questions."""
+    if contest["published_at"] is None:
+        raise ValueError(f"contest {contest['id']} is not published")
+    return {
+        "contest_id": str(contest["id"]),
+        "name": contest["name"],
+        "description": contest["description"],
+        "start_at": contest["start_at"],
+        "end_at": contest["end_at"],
+        "duration_seconds": int(contest["duration_seconds"]),
+        "question_ids": [str(q["id"]) for q in sorted(questions, key=question_order)],
+        "published_at": contest["published_at"],
+        "revision": int(contest["revision"]),
+    }
+
+
+def definition_messages(contest: Row, questions: Sequence[Row]) -> list[DefinitionMessage]:
+    """What publishing a contest sends, in order: its questions, then the contest."""
+    ordered = sorted(questions, key=question_order)
+    return [
+        *(
+            DefinitionMessage(Record.QUESTION_DEFINITION, str(q["id"]), question_definition(q))
+            for q in ordered
+        ),
+        DefinitionMessage(
+            Record.CONTEST_DEFINITION, str(contest["id"]), contest_definition(contest, ordered)
+        ),
+    ]
+
+
+async def send_definitions(
+    producer: AIOKafkaProducer, settings: Settings, contest: Row, questions: Sequence[Row]
+) -> None:
+    """Send the contest's definitions, each acknowledged before the next is sent."""
+    messages = definition_messages(contest, questions)
+    for message in messages:
+        await send_record(
+            producer, settings, DEFINITIONS, message.record, message.value, message.key
+        )
+    log.info(
+        "sent definitions of contest %s (%d questions)",
+        contest["id"],
+        len(messages) - 1,
+        extra={"contest_id": str(contest["id"])},
+    )
