@@ -7,6 +7,7 @@ the HTTP status and a message saying what is wrong.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from avro_schemas.codec import encode
 from avro_schemas.records import Record
 from avro_schemas.topics import ATTEMPT_EVENTS, HEARTBEATS
 from elevate.settings import Settings
-from ingest.bodies import HeartbeatBody, SaveBody, StartBody, SubmitBody
+from ingest.bodies import EMAIL_SHAPE, HeartbeatBody, SaveBody, StartBody, SubmitBody
 from ingest.tokens import AttemptClaims, AttemptTokenReader, TokenError, issue_attempt_token
 from streams.definitions import Contest, DefinitionsView
 from streams.rules.scoring import answer_shape_error
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 # Attempt ids are derived from (contest, email): starting again resumes the same attempt.
 ATTEMPT_NAMESPACE = uuid.UUID("6f1c8a52-4d0e-4f57-9a36-0c1f4e2b9d11")
 TOKEN_VALID_AFTER_CONTEST = timedelta(hours=1)
+_NAMED_FIELD = re.compile(r"field `([^`]+)`")
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -63,11 +65,21 @@ def _decode_body(body: bytes, struct: type[S], max_bytes: int) -> S:
     try:
         return msgspec.json.decode(body or b"{}", type=struct)
     except msgspec.ValidationError as exc:
-        message, _, path = str(exc).partition(" - at `")
-        field = path.rstrip("`").removeprefix("$.") or None
-        raise IngestError(422, message, field) from exc
+        raise IngestError(422, *_problem(str(exc))) from exc
     except msgspec.DecodeError as exc:
         raise IngestError(422, f"body is not valid JSON: {exc}") from exc
+
+
+def _problem(message: str) -> tuple[str, str | None]:
+    """msgspec's message split into what is wrong and the field it is about, e.g.
+    "Expected `int`, got `str` - at `$.client_seq`" or "Object missing required field
+    `name`"."""
+    detail, _, path = message.partition(" - at `")
+    parts = [p for p in path.rstrip("`").removeprefix("$").split(".") if p]
+    named = _NAMED_FIELD.search(detail)
+    if named:
+        parts.append(named.group(1))
+    return detail, ".".join(parts) or None
 
 
 def _valid_uuid(value: str, what: str) -> str:
@@ -130,6 +142,8 @@ class IngestService:
         """Start (or resume) the candidate's attempt and issue its token."""
         contest = self._contest(_valid_uuid(contest_id, "contest id"))
         request = _decode_body(body, StartBody, self.settings.max_body_bytes)
+        if not EMAIL_SHAPE.match(request.email.strip()):
+            raise IngestError(422, "email is not a valid address", "email")
         now = server_now()
         if not contest_is_open(now, contest.start_at, contest.end_at):
             when = "opens" if now < contest.start_at else "closed"

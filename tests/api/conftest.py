@@ -1,15 +1,11 @@
-"""Fixtures of the admin API tests: a fresh Postgres database and topic prefix per run.
-
-The services come from the environment (`ELEVATE_TEST_POSTGRES`, `ELEVATE_TEST_KAFKA`),
-defaulting to the local ones `elevate services up` starts.
-"""
+"""Fixtures of the admin API tests: the app in-process over the session's database,
+with a topic prefix of its own."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,50 +15,27 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from api.admins import create_admin
 from api.main import create_app
 from avro_schemas.codec import Decoded, decode
 from avro_schemas.topics import ALL_TOPICS, DEFINITIONS
 from elevate.settings import Settings
-from sinks.migrations import apply_migrations
-
-CLUSTER_DSN = os.environ.get(
-    "ELEVATE_TEST_POSTGRES", "postgresql://elevate@127.0.0.1:55432/elevate"
-)
-KAFKA_BOOTSTRAP = os.environ.get("ELEVATE_TEST_KAFKA", "127.0.0.1:19092")
 
 ADMIN = ("test-admin", "admin-password-1")
 GRADER = ("test-grader", "grader-password-1")
 
 
 @pytest.fixture(scope="session")
-def api_settings() -> Iterator[Settings]:
-    """Settings pointing at a database created for this run, dropped at its end."""
-    run = secrets.token_hex(6)
-    database = f"elevate_api_test_{run}"
-    try:
-        with psycopg.connect(CLUSTER_DSN, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"Postgres at {CLUSTER_DSN} is not reachable: {exc}")
-    dsn = make_conninfo(CLUSTER_DSN, dbname=database)
-    try:
-        apply_migrations(dsn)
-        yield Settings(
-            ELEVATE_ENV="test",
-            DATABASE_URL=dsn,
-            TOPIC_PREFIX=f"test-{run}.",
-            KAFKA_BOOTSTRAP_SERVERS=KAFKA_BOOTSTRAP,
-            PRODUCER_LINGER_MS=0,
-        )
-    finally:
-        with psycopg.connect(CLUSTER_DSN, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-            )
+def api_settings(service_settings: Settings, fresh_database: str) -> Settings:
+    """Settings pointing at this session's database and a topic prefix of its own."""
+    return Settings(
+        ELEVATE_ENV="test",
+        DATABASE_URL=fresh_database,
+        TOPIC_PREFIX=f"test-{secrets.token_hex(6)}.",
+        KAFKA_BOOTSTRAP_SERVERS=service_settings.kafka_bootstrap,
+        PRODUCER_LINGER_MS=0,
+    )
 
 
 @pytest.fixture(scope="session")

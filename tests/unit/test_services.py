@@ -77,7 +77,7 @@ def test_server_properties(settings: Settings) -> None:
     assert props["transaction.state.log.replication.factor"] == "1"
     assert props["transaction.state.log.min.isr"] == "1"
     assert props["group.initial.rebalance.delay.ms"] == "0"
-    assert props["auto.create.topics.enable"] == "true"
+    assert props["auto.create.topics.enable"] == "false"  # topics come from the registry
     assert int(props["log.retention.hours"]) > 0
 
 
