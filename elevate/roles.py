@@ -18,7 +18,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import uvicorn
 
@@ -80,12 +81,12 @@ async def run_async_roles(settings: Settings, roles: list[str]) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     clickhouse = None
-    if "sink-clickhouse" in roles or ("api" in roles and settings.clickhouse_is_embedded):
+    if "sink-clickhouse" in roles or "api" in roles:  # the api serves analytics
         clickhouse = await asyncio.to_thread(ClickHouse, settings.clickhouse_dsn)
     if "api" in roles or "sink-postgres" in roles:
         await asyncio.to_thread(apply_migrations, settings.postgres_dsn)
 
-    jobs: list[Callable[[], Awaitable[None]]] = []
+    jobs: list[Callable[[], Coroutine[Any, Any, None]]] = []
     servers: list[uvicorn.Server] = []
     if "ingest" in roles:
         ingest_server = _uvicorn_server(
@@ -104,7 +105,7 @@ async def run_async_roles(settings: Settings, roles: list[str]) -> None:
         jobs.append(api_server.serve)
     for server in servers:
         # This process owns SIGTERM/SIGINT (the stop event), not each server.
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        server.capture_signals = lambda: contextlib.nullcontext()  # type: ignore[method-assign,assignment,return-value]
     if "sink-postgres" in roles:
 
         async def postgres_sink() -> None:
@@ -141,9 +142,9 @@ async def run_async_roles(settings: Settings, roles: list[str]) -> None:
         if task not in done:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(task, timeout=10)
-    for task in done:
-        if task is not stopper and task.exception():
-            raise task.exception()  # type: ignore[misc]
+    for task in tasks:
+        if task in done and (failure := task.exception()) is not None:
+            raise failure
     if clickhouse is not None:
         clickhouse.close()
 

@@ -76,7 +76,7 @@ async def emit(topic: faust.TopicT, record: Record, key: str, value: dict[str, A
     await topic.send(key=key.encode(), value=encode(record, value))
 
 
-async def dead_letter(event: EventT, error: str) -> None:
+async def dead_letter(event: EventT[Any], error: str) -> None:
     """Keep an unprocessable event with the reason and its source position."""
     message = event.message
     await dead_letters_topic.send(

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -73,32 +74,30 @@ class DefinitionsView:
         self.ready = asyncio.Event()
         self._changed = asyncio.Condition()
 
-    def apply(self, name: str, value: dict[str, object]) -> None:
+    def apply(self, name: str, value: dict[str, Any]) -> None:
         """Take one decoded definition record."""
         if name == Record.QUESTION_DEFINITION:
-            q = value
-            self.questions[str(q["question_id"])] = Question(
-                question_id=str(q["question_id"]),
-                contest_id=str(q["contest_id"]),
-                kind=QuestionKind(str(q["kind"])),
-                prompt=str(q["prompt"]),
-                options=tuple(q["options"]),  # type: ignore[arg-type]
-                correct_options=frozenset(q["correct_options"]),  # type: ignore[arg-type]
-                max_marks=float(q["max_marks"]),  # type: ignore[arg-type]
-                negative_marks=float(q["negative_marks"]),  # type: ignore[arg-type]
-                partial_credit=bool(q["partial_credit"]),
-                position=int(q["position"]),  # type: ignore[call-overload]
+            self.questions[value["question_id"]] = Question(
+                question_id=value["question_id"],
+                contest_id=value["contest_id"],
+                kind=QuestionKind(value["kind"]),
+                prompt=value["prompt"],
+                options=tuple(value["options"]),
+                correct_options=frozenset(value["correct_options"]),
+                max_marks=float(value["max_marks"]),
+                negative_marks=float(value["negative_marks"]),
+                partial_credit=bool(value["partial_credit"]),
+                position=int(value["position"]),
             )
         elif name == Record.CONTEST_DEFINITION:
-            c = value
-            self.contests[str(c["contest_id"])] = Contest(
-                contest_id=str(c["contest_id"]),
-                name=str(c["name"]),
-                description=str(c["description"]),
-                start_at=c["start_at"],  # type: ignore[arg-type]
-                end_at=c["end_at"],  # type: ignore[arg-type]
-                duration_seconds=int(c["duration_seconds"]),  # type: ignore[call-overload]
-                question_ids=tuple(c["question_ids"]),  # type: ignore[arg-type]
+            self.contests[value["contest_id"]] = Contest(
+                contest_id=value["contest_id"],
+                name=value["name"],
+                description=value["description"],
+                start_at=value["start_at"],
+                end_at=value["end_at"],
+                duration_seconds=int(value["duration_seconds"]),
+                question_ids=tuple(value["question_ids"]),
             )
 
     def questions_of(self, contest: Contest) -> list[Question]:

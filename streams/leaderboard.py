@@ -74,7 +74,9 @@ def _contest_of(value: bytes) -> bytes:
 @app.agent(grading_results_topic)
 async def rank_attempts(stream: StreamT[bytes]) -> None:
     """Place each finished (or regraded, or invalidated) attempt on its contest's board."""
-    async for value in stream.filter(_is_attempt_total).group_by(_contest_of, name="by-contest"):
+    # Only attempt totals are regrouped by contest; `filter` is missing from Faust's stubs.
+    totals = stream.filter(_is_attempt_total)  # type: ignore[attr-defined]
+    async for value in totals.group_by(_contest_of, name="by-contest"):
         try:
             scored = decode(value).value
         except DecodeError as exc:

@@ -199,6 +199,7 @@ def render_server_properties(settings: Settings, paths: KafkaPaths) -> str:
         "transaction.state.log.replication.factor": "1",
         "transaction.state.log.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
+        # Topics are created from the registry (partitions, compaction), never by accident.
         "auto.create.topics.enable": "false",
         "delete.topic.enable": "true",
         # A week of history, capped per partition so a long-lived dev box cannot fill its disk.
