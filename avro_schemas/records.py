@@ -12,6 +12,8 @@ class Record(StrEnum):
     ATTEMPT_EXPIRED = "io.elevate.attempt.AttemptExpired"
     TIME_EXTENDED = "io.elevate.attempt.TimeExtended"
     ATTEMPT_INVALIDATED = "io.elevate.attempt.AttemptInvalidated"
+    MANUAL_GRADE_GIVEN = "io.elevate.attempt.ManualGradeGiven"
+    REGRADE_REQUESTED = "io.elevate.attempt.RegradeRequested"
     HEARTBEAT = "io.elevate.proctoring.Heartbeat"
     CONTEST_DEFINITION = "io.elevate.definitions.ContestDefinition"
     QUESTION_DEFINITION = "io.elevate.definitions.QuestionDefinition"

@@ -36,6 +36,8 @@ ATTEMPT_EVENTS = TopicSpec(
         Record.ATTEMPT_EXPIRED,
         Record.TIME_EXTENDED,
         Record.ATTEMPT_INVALIDATED,
+        Record.MANUAL_GRADE_GIVEN,
+        Record.REGRADE_REQUESTED,
     ),
 )
 HEARTBEATS = TopicSpec("heartbeats", key="attempt_id", partitions=6, records=(Record.HEARTBEAT,))

@@ -28,7 +28,7 @@ from streams.app import (
 )
 from streams.rules import attempt as rules
 from streams.rules.attempt import AttemptState, SavedAnswer
-from streams.rules.timing import is_on_time
+from streams.rules.timing import is_on_time, server_now
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,7 @@ async def emit_grades(state: AttemptState) -> None:
         raise Unprocessable(f"contest {state.contest_id} is not defined")
     questions = {q.question_id: q.grading_key() for q in definitions.questions_of(contest)}
     grade = rules.grade_attempt(state, questions)
-    assert state.finished_at is not None
-    basis = (state.status.value, state.finished_at.isoformat(), grade.grader_version)
-    graded_at = datetime.now(UTC)
+    graded_at = state.graded_at_by_basis.setdefault(grade.basis, server_now())
     for response in grade.responses:
         answer = response.answer
         await emit(
@@ -95,7 +93,9 @@ async def emit_grades(state: AttemptState) -> None:
             Record.RESPONSE_GRADED,
             state.attempt_id,
             {
-                "event_id": _result_id(state.attempt_id, response.question_id, *basis),
+                "event_id": _result_id(
+                    state.attempt_id, response.question_id, grade.basis, response.basis
+                ),
                 "attempt_id": state.attempt_id,
                 "contest_id": state.contest_id,
                 "question_id": response.question_id,
@@ -115,7 +115,7 @@ async def emit_grades(state: AttemptState) -> None:
         Record.ATTEMPT_SCORED,
         state.attempt_id,
         {
-            "event_id": _result_id(state.attempt_id, "scored", *basis),
+            "event_id": _result_id(state.attempt_id, "scored", grade.basis),
             "attempt_id": state.attempt_id,
             "contest_id": state.contest_id,
             "participant_email": state.participant_email,
@@ -179,6 +179,20 @@ async def apply_event(
     elif name == Record.ATTEMPT_INVALIDATED:
         rules.invalidate_attempt(state, value["reason"], value["server_ts"])
         await emit_grades(state)
+    elif name == Record.MANUAL_GRADE_GIVEN:
+        manual = rules.ManualGrade(
+            event_id=value["event_id"],
+            score=value["score"],
+            comment=value["comment"],
+            grader=value["grader"],
+            graded_at=value["server_ts"],
+        )
+        rules.record_manual_grade(state, value["question_id"], manual)
+        if state.is_finished:
+            await emit_grades(state)
+    elif name == Record.REGRADE_REQUESTED:
+        if state.is_finished:
+            await emit_grades(state)
     else:
         raise Unprocessable(f"{name} does not belong on the attempt events topic")
     return state

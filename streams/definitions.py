@@ -37,6 +37,7 @@ class Question:
     negative_marks: float
     partial_credit: bool
     position: int
+    revision: int
 
     def grading_key(self) -> QuestionKey:
         return QuestionKey(
@@ -47,6 +48,7 @@ class Question:
             max_marks=self.max_marks,
             negative_marks=self.negative_marks,
             partial_credit=self.partial_credit,
+            revision=self.revision,
         )
 
 
@@ -88,6 +90,7 @@ class DefinitionsView:
                 negative_marks=float(value["negative_marks"]),
                 partial_credit=bool(value["partial_credit"]),
                 position=int(value["position"]),
+                revision=int(value["revision"]),
             )
         elif name == Record.CONTEST_DEFINITION:
             self.contests[value["contest_id"]] = Contest(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
 from faust.types import StreamT
@@ -122,7 +122,8 @@ async def rank_attempts(stream: StreamT[bytes]) -> None:
                 "score_changed_at": standing.score_changed_at,
                 "started_at": standing.started_at,
                 "invalidated": invalidated,
-                "updated_at": datetime.now(UTC),
+                # The grading's own time: the same grading replayed updates nothing.
+                "updated_at": scored["graded_at"],
             },
         )
 

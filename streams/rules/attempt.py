@@ -7,6 +7,7 @@ emit; replaying an event that was already applied changes nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +49,14 @@ class SavedAnswer(msgspec.Struct, frozen=True):
     language: str | None = None
 
 
+class ManualGrade(msgspec.Struct, frozen=True):
+    event_id: str
+    score: float
+    comment: str
+    grader: str
+    graded_at: datetime
+
+
 class AttemptState(msgspec.Struct):
     attempt_id: str
     contest_id: str
@@ -64,6 +73,10 @@ class AttemptState(msgspec.Struct):
     late_save_ids: list[str] = msgspec.field(default_factory=list)
     invalidation_reason: str | None = None
     applied_extensions: list[str] = msgspec.field(default_factory=list)
+    manual_grades: dict[str, ManualGrade] = msgspec.field(default_factory=dict)
+    # When each distinct grading (by its basis) first happened, so grading the same
+    # inputs again reproduces the same record, time included.
+    graded_at_by_basis: dict[str, datetime] = msgspec.field(default_factory=dict)
 
     @property
     def deadline(self) -> datetime:
@@ -178,6 +191,17 @@ def expire_attempt(state: AttemptState, checked_at: datetime, grace_seconds: int
     return True
 
 
+def record_manual_grade(state: AttemptState, question_id: str, grade: ManualGrade) -> bool:
+    """Keep a grader's score for one response; the latest grading by server time wins."""
+    current = state.manual_grades.get(question_id)
+    if current is not None and (
+        current.event_id == grade.event_id or current.graded_at > grade.graded_at
+    ):
+        return False
+    state.manual_grades[question_id] = grade
+    return True
+
+
 def invalidate_attempt(state: AttemptState, reason: str, server_ts: datetime) -> bool:
     if state.status is AttemptStatus.INVALIDATED:
         return False
@@ -199,6 +223,7 @@ class QuestionKey:
     max_marks: float
     negative_marks: float
     partial_credit: bool
+    revision: int = 1
 
 
 @dataclass(frozen=True)
@@ -208,6 +233,7 @@ class ResponseGrade:
     score: float
     max_score: float
     answer: SavedAnswer | None
+    basis: str  # what this grade depends on besides the answer: key revision, manual grade
 
 
 @dataclass(frozen=True)
@@ -216,11 +242,17 @@ class AttemptGrade:
     total_score: float
     max_score: float
     score_changed_at: datetime
+    basis: str  # identifies this grading: the same inputs give the same basis
     grader_version: str = GRADER_VERSION
 
 
-def grade_question(question: QuestionKey, answer: SavedAnswer | None) -> Grade:
-    """Grade one response: MCQ at once; other kinds wait for their grader."""
+def grade_question(
+    question: QuestionKey, answer: SavedAnswer | None, manual: ManualGrade | None = None
+) -> Grade:
+    """Grade one response: a grader's score when there is one, MCQ at once, other kinds
+    wait for their grader."""
+    if manual is not None:
+        return Grade(Verdict.GRADED, round(min(max(manual.score, 0.0), question.max_marks), 6))
     if question.kind in (QuestionKind.MCQ_SINGLE, QuestionKind.MCQ_MULTI):
         key = McqKey(
             kind=question.kind,
@@ -245,14 +277,26 @@ def grade_attempt(state: AttemptState, questions: Mapping[str, QuestionKey]) -> 
     responses: list[ResponseGrade] = []
     for question_id, question in questions.items():
         answer = state.answers.get(question_id)
-        grade = grade_question(question, answer)
+        manual = state.manual_grades.get(question_id)
+        grade = grade_question(question, answer, manual)
+        basis = f"r{question.revision}" + (f"/m{manual.event_id}" if manual else "")
         responses.append(
-            ResponseGrade(question_id, grade.verdict, grade.score, question.max_marks, answer)
+            ResponseGrade(
+                question_id, grade.verdict, grade.score, question.max_marks, answer, basis
+            )
         )
     scoring_times = [r.answer.saved_at for r in responses if r.answer and r.score > 0]
+    finished = state.finished_at.isoformat() if state.finished_at else ""
+    digest = hashlib.sha256(
+        "|".join(
+            [state.status.value, finished, GRADER_VERSION]
+            + [f"{r.question_id}:{r.basis}" for r in responses]
+        ).encode()
+    ).hexdigest()[:32]
     return AttemptGrade(
         responses=responses,
         total_score=round(sum(r.score for r in responses), 6),
         max_score=round(sum(q.max_marks for q in questions.values()), 6),
         score_changed_at=max(scoring_times, default=state.started_at),
+        basis=digest,
     )

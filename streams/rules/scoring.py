@@ -28,6 +28,7 @@ class Verdict(StrEnum):
     WRONG = "wrong"
     UNANSWERED = "unanswered"
     PENDING_MANUAL = "pending_manual"
+    GRADED = "graded"  # scored by a grader
 
 
 @dataclass(frozen=True)

@@ -140,3 +140,44 @@ def test_state_survives_its_serialised_form() -> None:
     rules.record_save(state, "q1", save("e1", 1, 1, [1]), GRACE)
     rules.record_save(state, "q1", save("late", 2, 30, [1]), GRACE)
     assert rules.load_state(rules.dump_state(state)) == state
+
+
+SUBJECTIVE = QuestionKey("q3", QuestionKind.SUBJECTIVE, 0, frozenset(), 10, 0, False)
+
+
+def manual(event: str, score: float, minute: float) -> rules.ManualGrade:
+    return rules.ManualGrade(event, score, "ok", "grader", T0 + timedelta(minutes=minute))
+
+
+def test_subjective_waits_for_a_grader_then_counts_within_its_marks() -> None:
+    state = started()
+    state.answers["q3"] = SavedAnswer("e", 1, T0, text="an essay")
+    rules.submit_attempt(state, T0 + timedelta(minutes=5), GRACE)
+    pending = rules.grade_attempt(state, {"q3": SUBJECTIVE})
+    assert pending.responses[0].verdict is Verdict.PENDING_MANUAL
+    assert rules.record_manual_grade(state, "q3", manual("m1", 7.5, 30))
+    graded = rules.grade_attempt(state, {"q3": SUBJECTIVE})
+    assert graded.responses[0].verdict is Verdict.GRADED and graded.total_score == 7.5
+    assert graded.basis != pending.basis
+    rules.record_manual_grade(state, "q3", manual("m2", 50, 40))  # clamped to max marks
+    assert rules.grade_attempt(state, {"q3": SUBJECTIVE}).total_score == 10
+
+
+def test_an_older_manual_grade_delivered_late_does_not_win() -> None:
+    state = started()
+    rules.record_manual_grade(state, "q3", manual("new", 8, 40))
+    assert not rules.record_manual_grade(state, "q3", manual("old", 2, 30))
+    assert state.manual_grades["q3"].score == 8
+
+
+def test_the_same_inputs_grade_to_the_same_basis_and_a_key_change_to_another() -> None:
+    state = started()
+    rules.record_save(state, "q1", save("e1", 1, 1, [0]), GRACE)
+    rules.submit_attempt(state, T0 + timedelta(minutes=5), GRACE)
+    first = rules.grade_attempt(state, {"q1": Q1})
+    assert rules.grade_attempt(state, {"q1": Q1}).basis == first.basis
+    corrected = QuestionKey("q1", QuestionKind.MCQ_SINGLE, 4, frozenset({0}), 4, 1, False, 2)
+    regraded = rules.grade_attempt(state, {"q1": corrected})
+    assert regraded.basis != first.basis
+    assert (first.total_score, regraded.total_score) == (0, 4)
+    assert regraded.score_changed_at == T0 + timedelta(minutes=1)  # the original save's time
