@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from api.errors import request_validation_handler
 from api.routes import analytics, auth, contests, health, questions, results
 from elevate.kafka import create_producer, ensure_topics
+from elevate.observability import RequestMetrics
 from elevate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,4 +77,5 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (auth, contests, questions, results, analytics):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    app.add_middleware(RequestMetrics, role="api")
     return app

@@ -13,6 +13,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 from avro_schemas.codec import encode
 from avro_schemas.records import Record
 from avro_schemas.topics import ALL_TOPICS, DEAD_LETTERS, TopicSpec
+from elevate.observability import DEAD_LETTERS as DEAD_LETTERS_COUNT
+from elevate.observability import EVENTS_PRODUCED
 from elevate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,9 +72,9 @@ async def send_record(
     key: str,
 ) -> None:
     """Encode and produce one record, returning once the broker acknowledged it."""
-    await producer.send_and_wait(
-        topic.name(settings.topic_prefix), encode(record, value), key=key.encode()
-    )
+    name = topic.name(settings.topic_prefix)
+    await producer.send_and_wait(name, encode(record, value), key=key.encode())
+    EVENTS_PRODUCED.labels(name).inc()
 
 
 async def send_dead_letter(
@@ -96,6 +98,7 @@ async def send_dead_letter(
     await producer.send_and_wait(
         DEAD_LETTERS.name(settings.topic_prefix), value, key=key, headers=headers
     )
+    DEAD_LETTERS_COUNT.labels(source_topic).inc()
     log.warning(
         "dead-lettered %s[%d]@%d: %s",
         source_topic,

@@ -23,6 +23,7 @@ from typing import Any
 
 import uvicorn
 
+from elevate.observability import start_operations_server
 from elevate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ async def run_async_roles(settings: Settings, roles: list[str]) -> None:
     from ingest.app import create_app as create_ingest
     from sinks.clickhouse import TOPICS as CLICKHOUSE_TOPICS
     from sinks.clickhouse import ClickHouse, ClickHouseWriter
-    from sinks.consumer import run_sink
+    from sinks.consumer import SinkStats, run_sink
     from sinks.migrations import apply_migrations
     from sinks.postgres import TOPICS as POSTGRES_TOPICS
     from sinks.postgres import PostgresWriter
@@ -106,7 +107,10 @@ async def run_async_roles(settings: Settings, roles: list[str]) -> None:
     for server in servers:
         # This process owns SIGTERM/SIGINT (the stop event), not each server.
         server.capture_signals = lambda: contextlib.nullcontext()  # type: ignore[method-assign,assignment,return-value]
+    sink_stats: list[SinkStats] = []
     if "sink-postgres" in roles:
+        postgres_stats = SinkStats()
+        sink_stats.append(postgres_stats)
 
         async def postgres_sink() -> None:
             from psycopg_pool import AsyncConnectionPool
@@ -117,6 +121,7 @@ async def run_async_roles(settings: Settings, roles: list[str]) -> None:
                     name="postgres",
                     topics=POSTGRES_TOPICS,
                     writer=PostgresWriter(pool),
+                    stats=postgres_stats,
                     stop=stop,
                 )
 
@@ -124,14 +129,26 @@ async def run_async_roles(settings: Settings, roles: list[str]) -> None:
     if "sink-clickhouse" in roles:
         assert clickhouse is not None
         writer = ClickHouseWriter(clickhouse)
+        clickhouse_stats = SinkStats()
+        sink_stats.append(clickhouse_stats)
 
         async def clickhouse_sink() -> None:
             await run_sink(
-                settings, name="clickhouse", topics=CLICKHOUSE_TOPICS, writer=writer, stop=stop
+                settings,
+                name="clickhouse",
+                topics=CLICKHOUSE_TOPICS,
+                writer=writer,
+                stats=clickhouse_stats,
+                stop=stop,
             )
 
         jobs.append(clickhouse_sink)
 
+    def ready() -> bool:
+        return all(server.started for server in servers) and all(s.started for s in sink_stats)
+
+    if settings.metrics_port:
+        start_operations_server(settings.metrics_host, settings.metrics_port, ready)
     tasks = [asyncio.create_task(job()) for job in jobs]
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -157,6 +174,12 @@ def run_streams(settings: Settings) -> None:
     from streams.worker import app
 
     asyncio.run(ensure_topics(settings))
+    if settings.metrics_port:
+        from streams.app import definitions
+
+        start_operations_server(
+            settings.metrics_host, settings.metrics_port, definitions.ready.is_set
+        )
     worker = faust.Worker(app, loglevel="WARNING", redirect_stdouts=False, quiet=True)
     worker.execute_from_commandline()
 
@@ -172,9 +195,12 @@ def supervise(settings: Settings, groups: list[list[str]]) -> int:
 
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
-    for group in groups:
+    for number, group in enumerate(groups):
         command = [sys.executable, "-m", "elevate", "run", *group]
-        children.append((group, subprocess.Popen(command, env=os.environ.copy())))
+        env = os.environ.copy()
+        if settings.metrics_port:
+            env["METRICS_PORT"] = str(settings.metrics_port + number)
+        children.append((group, subprocess.Popen(command, env=env)))
         log.info("started %s (pid %d)", "+".join(group), children[-1][1].pid)
     code = 0
     while not stopping:

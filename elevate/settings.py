@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     ingest_workers: int = Field(1, ge=1, alias="INGEST_WORKERS")
     api_host: str = Field("127.0.0.1", alias="API_HOST")
     api_port: int = Field(8000, alias="API_PORT")
+    # /metrics, /healthz and /readyz of every process; 0 turns the server off. `run all`
+    # gives its child processes consecutive ports from here.
+    metrics_host: str = Field("127.0.0.1", alias="METRICS_HOST")
+    metrics_port: int = Field(9100, ge=0, alias="METRICS_PORT")
 
     # Secrets.
     secret_key: SecretStr = Field(SecretStr(DEVELOPMENT_SECRET), alias="SECRET_KEY")

@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import FastAPI, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from elevate.kafka import create_producer, ensure_topics
+from elevate.observability import RequestMetrics, metrics_response_body
 from elevate.settings import Settings
 from ingest.bodies import HeartbeatBody, SaveBody, StartBody, SubmitBody, openapi_body
 from ingest.fastpath import CandidateFastPath, accepted_body, error_body, read_body
@@ -77,7 +78,7 @@ def create_app(settings: Settings) -> CandidateFastPath:
 
     app.state.max_body_bytes = settings.max_body_bytes
 
-    fast_path = CandidateFastPath(app, settings.max_body_bytes)
+    fast_path = CandidateFastPath(RequestMetrics(app, "ingest"), settings.max_body_bytes)
 
     @app.exception_handler(IngestError)
     async def _rejected(request: Request, exc: IngestError) -> JSONResponse:
@@ -144,6 +145,11 @@ def create_app(settings: Settings) -> CandidateFastPath:
                 attempt_id, authorization, await _body(request), _client_ip(request), user_agent
             )
         )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body, content_type = metrics_response_body()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -10,11 +10,13 @@ routes call. Everything else, including the OpenAPI contract, stays with FastAPI
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import msgspec
 
+from elevate.observability import observe_request
 from ingest.service import Accepted, IngestError, IngestService
 
 Scope = MutableMapping[str, Any]
@@ -25,6 +27,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ATTEMPT_ACTION = re.compile(r"^/api/v1/attempt/([^/]+)/(save|heartbeat|submit)/?$")
 JSON_HEADERS = [(b"content-type", b"application/json")]
+# Route templates as metric labels: one series per action, not one per attempt.
+ROUTES = {a: f"/api/v1/attempt/{{attempt_id}}/{a}" for a in ("save", "heartbeat", "submit")}
 
 _encode = msgspec.json.encode
 
@@ -82,21 +86,35 @@ class CandidateFastPath:
             await self.app(scope, receive, send)
             return
         attempt_id, action = match.groups()
+        started = time.perf_counter()
+        status = await self._handle(self.service, scope, receive, send, attempt_id, action)
+        observe_request("ingest", ROUTES[action], status, time.perf_counter() - started)
+
+    async def _handle(
+        self,
+        service: IngestService,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        attempt_id: str,
+        action: str,
+    ) -> int:
         headers = dict(scope["headers"])
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
         try:
             body = await read_body(receive, headers, self.max_body_bytes)
             if action == "save":
-                result = await self.service.save(attempt_id, authorization, body)
+                result = await service.save(attempt_id, authorization, body)
             elif action == "heartbeat":
                 client = scope.get("client")
                 user_agent = headers.get(b"user-agent", b"").decode("latin-1") or None
-                result = await self.service.heartbeat(
+                result = await service.heartbeat(
                     attempt_id, authorization, body, client[0] if client else None, user_agent
                 )
             else:
-                result = await self.service.submit(attempt_id, authorization, body)
+                result = await service.submit(attempt_id, authorization, body)
         except IngestError as exc:
             await _respond(send, exc.status, error_body(exc))
-            return
+            return exc.status
         await _respond(send, 202, accepted_body(result))
+        return 202

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from avro_schemas.codec import encode
 from avro_schemas.records import Record
 from avro_schemas.topics import ATTEMPT_EVENTS, HEARTBEATS
+from elevate.observability import EVENTS_PRODUCED
 from elevate.settings import Settings
 from ingest.bodies import EMAIL_SHAPE, HeartbeatBody, SaveBody, StartBody, SubmitBody
 from ingest.tokens import AttemptClaims, AttemptTokenReader, TokenError, issue_attempt_token
@@ -106,6 +107,7 @@ class IngestService:
     async def _produce(self, name: str, record: Record, key: str, value: dict[str, Any]) -> None:
         try:
             await self.producer.send_and_wait(name, encode(record, value), key=key.encode())
+            EVENTS_PRODUCED.labels(name).inc()
         except KafkaError as exc:
             log.error("produce to %s failed: %r", name, exc, extra={"attempt_id": key})
             raise IngestError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,6 +20,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from avro_schemas.codec import DecodeError, decode
 from avro_schemas.topics import TopicSpec
 from elevate.kafka import create_producer, send_dead_letter
+from elevate.observability import (
+    CONSUMER_LAG,
+    EVENTS_CONSUMED,
+    SINK_BATCH_SIZE,
+    SINK_FLUSH_SECONDS,
+)
 from elevate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,7 @@ class SinkStats:
     """Counters a sink keeps for progress reporting and metrics."""
 
     def __init__(self) -> None:
+        self.started = False
         self.written = 0
         self.dead_lettered = 0
         self.batches = 0
@@ -70,10 +78,11 @@ async def run_sink(
     """Run a sink until `stop` is set (or forever)."""
     stats = stats or SinkStats()
     stop = stop or asyncio.Event()
+    group = f"{settings.topic_prefix}sink-{name}"
     consumer = AIOKafkaConsumer(
         *(spec.name(settings.topic_prefix) for spec in topics),
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"{settings.topic_prefix}sink-{name}",
+        group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=settings.sink_batch_size,
@@ -81,6 +90,7 @@ async def run_sink(
     producer = create_producer(settings, client_id=f"elevate-sink-{name}")
     await producer.start()
     await consumer.start()
+    stats.started = True
     log.info("sink %s consuming %s", name, ", ".join(t.base_name for t in topics))
     try:
         while not stop.is_set():
@@ -91,13 +101,27 @@ async def run_sink(
             messages = [m for part in batch.values() for m in part]
             if not messages:
                 continue
+            for message in messages:
+                EVENTS_CONSUMED.labels(message.topic, f"sink-{name}").inc()
             records = await _decode_all(messages, producer, settings, stats)
+            started = time.perf_counter()
             await _write_with_retries(writer, records, producer, settings, stats)
+            SINK_FLUSH_SECONDS.labels(name).observe(time.perf_counter() - started)
+            SINK_BATCH_SIZE.labels(name).observe(len(messages))
             await consumer.commit()
             stats.batches += 1
+            await _report_lag(consumer, group)
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def _report_lag(consumer: AIOKafkaConsumer, group: str) -> None:
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)
+        if end is not None:
+            lag = max(0, end - await consumer.position(tp))
+            CONSUMER_LAG.labels(tp.topic, str(tp.partition), group).set(lag)
 
 
 async def _decode_all(

@@ -21,6 +21,8 @@ from avro_schemas.topics import (
     LEADERBOARD_UPDATES,
     TopicSpec,
 )
+from elevate.observability import DEAD_LETTERS as DEAD_LETTERS_COUNT
+from elevate.observability import EVENTS_PRODUCED
 from elevate.settings import get_settings
 from streams.definitions import DefinitionsView, follow_definitions
 
@@ -74,6 +76,7 @@ async def emit(topic: faust.TopicT, record: Record, key: str, value: dict[str, A
     """Queue one output; Faust flushes the producer before it commits the input offset,
     so an input is never committed ahead of what it produced."""
     await topic.send(key=key.encode(), value=encode(record, value))
+    EVENTS_PRODUCED.labels(topic.get_topic_name()).inc()
 
 
 async def dead_letter(event: EventT[Any], error: str) -> None:
@@ -89,6 +92,7 @@ async def dead_letter(event: EventT[Any], error: str) -> None:
             "source_offset": str(message.offset).encode(),
         },
     )
+    DEAD_LETTERS_COUNT.labels(message.topic).inc()
     log.warning(
         "dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, error
     )

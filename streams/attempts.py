@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from faust.types import StreamT
 
 from avro_schemas.codec import DecodeError, decode, encode
 from avro_schemas.records import Record
+from elevate.observability import ACTIVE_ATTEMPTS, EVENTS_CONSUMED
 from streams.app import (
     app,
     attempt_events_topic,
@@ -204,6 +204,7 @@ async def process_attempt_events(stream: StreamT[bytes]) -> None:
     await definitions.ready.wait()
     async for event in stream.events():
         key = event.key if isinstance(event.key, bytes) else None
+        EVENTS_CONSUMED.labels(event.message.topic, "streams").inc()
         try:
             decoded = decode(event.value)
             value = decoded.value
@@ -224,11 +225,15 @@ async def process_attempt_events(stream: StreamT[bytes]) -> None:
 async def sweep_expired_attempts() -> None:
     """Send an expiry event for every active attempt past its deadline and grace; the
     agent then finishes it at the deadline, even if the candidate never returns."""
-    now = datetime.now(UTC)
+    now = server_now()
     monotonic = time.monotonic()
+    active = 0
     for key, stored in list(attempts_table.items()):
         state = rules.load_state(stored)
-        if state.is_finished or is_on_time(now, state.deadline, settings.grace_seconds):
+        if state.is_finished:
+            continue
+        active += 1
+        if is_on_time(now, state.deadline, settings.grace_seconds):
             continue
         sent = _expiry_sent.get(state.attempt_id)
         if sent is not None and monotonic - sent < EXPIRY_RESEND_SECONDS:
@@ -248,3 +253,4 @@ async def sweep_expired_attempts() -> None:
                 },
             ),
         )
+    ACTIVE_ATTEMPTS.set(active)

@@ -62,6 +62,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_range(count: int) -> int:
+    """The first of `count` consecutive ports that are free now."""
+    for _ in range(50):
+        first = free_port()
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError("no run of free ports found")
+
+
 def isolated_env(service_settings: Settings, dsn: str, home: Path) -> dict[str, str]:
     """Environment for processes of one isolated pipeline on the shared services."""
     return {
@@ -76,6 +90,8 @@ def isolated_env(service_settings: Settings, dsn: str, home: Path) -> dict[str, 
         "SECRET_KEY": TEST_SECRET,
         "GRACE_SECONDS": str(TEST_GRACE_SECONDS),
         "SINK_FLUSH_SECONDS": "0.2",
+        # `run all` numbers its processes' metrics ports from here.
+        "METRICS_PORT": str(free_port_range(6)),
     }
 
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+
+from elevate.observability import metrics_response_body
 
 router = APIRouter(include_in_schema=False)
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    """This process's metrics in Prometheus text format."""
+    body, content_type = metrics_response_body()
+    return Response(body, media_type=content_type)
 
 
 @router.get("/healthz")
