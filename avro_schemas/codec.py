@@ -55,7 +55,7 @@ class Decoded:
 
 def _load(path: Path) -> StoredSchema:
     raw = json.loads(path.read_text(encoding="utf-8"))
-    parsed = parse_schema(raw, _write_hint=False)
+    parsed = parse_schema(raw)
     canonical = to_parsing_canonical_form(raw)
     version = int(path.stem.removeprefix("v"))
     return StoredSchema(
