@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     grace_seconds: int = Field(30, ge=0, alias="GRACE_SECONDS")
     max_answer_bytes: int = Field(64 * 1024, gt=0, alias="MAX_ANSWER_BYTES")
     max_body_bytes: int = Field(256 * 1024, gt=0, alias="MAX_BODY_BYTES")
+    # Requests a second (and burst) per attempt and per client address; 0 turns a limit
+    # off. An autosave every few seconds plus heartbeats stays far below the attempt
+    # limit; the address limit is high because a test centre shares one address.
+    rate_per_attempt: float = Field(5.0, ge=0, alias="RATE_LIMIT_PER_ATTEMPT")
+    burst_per_attempt: float = Field(30.0, ge=1, alias="RATE_BURST_PER_ATTEMPT")
+    rate_per_ip: float = Field(500.0, ge=0, alias="RATE_LIMIT_PER_IP")
+    burst_per_ip: float = Field(2000.0, ge=1, alias="RATE_BURST_PER_IP")
 
     # Kafka producer tuning (ingest hot path).
     producer_linger_ms: int = Field(5, ge=0, alias="PRODUCER_LINGER_MS")

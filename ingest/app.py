@@ -18,7 +18,13 @@ from elevate.kafka import create_producer, ensure_topics
 from elevate.observability import RequestMetrics, metrics_response_body
 from elevate.settings import Settings
 from ingest.bodies import HeartbeatBody, SaveBody, StartBody, SubmitBody, openapi_body
-from ingest.fastpath import CandidateFastPath, accepted_body, error_body, read_body
+from ingest.fastpath import (
+    CandidateFastPath,
+    accepted_body,
+    error_body,
+    error_headers,
+    read_body,
+)
 from ingest.service import Accepted, IngestError, IngestService
 from streams.definitions import DefinitionsView, follow_definitions
 
@@ -82,7 +88,7 @@ def create_app(settings: Settings) -> CandidateFastPath:
 
     @app.exception_handler(IngestError)
     async def _rejected(request: Request, exc: IngestError) -> JSONResponse:
-        return JSONResponse(error_body(exc), status_code=exc.status)
+        return JSONResponse(error_body(exc), status_code=exc.status, headers=error_headers(exc))
 
     def service(request: Request) -> IngestService:
         svc: IngestService = request.app.state.service
@@ -112,7 +118,9 @@ def create_app(settings: Settings) -> CandidateFastPath:
         attempt_id: str, request: Request, authorization: AuthorizationHeader = None
     ) -> JSONResponse:
         return _accepted(
-            await service(request).save(attempt_id, authorization, await _body(request))
+            await service(request).save(
+                attempt_id, authorization, await _body(request), _client_ip(request)
+            )
         )
 
     @app.post(
@@ -125,7 +133,9 @@ def create_app(settings: Settings) -> CandidateFastPath:
         attempt_id: str, request: Request, authorization: AuthorizationHeader = None
     ) -> JSONResponse:
         return _accepted(
-            await service(request).submit(attempt_id, authorization, await _body(request))
+            await service(request).submit(
+                attempt_id, authorization, await _body(request), _client_ip(request)
+            )
         )
 
     @app.post(

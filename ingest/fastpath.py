@@ -63,8 +63,15 @@ def accepted_body(result: Accepted) -> dict[str, Any]:
     return {"event_id": result.event_id, "server_ts": result.server_ts.isoformat()}
 
 
-async def _respond(send: Send, status: int, body: dict[str, Any]) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS})
+def error_headers(exc: IngestError) -> dict[str, str]:
+    return {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+
+
+async def _respond(
+    send: Send, status: int, body: dict[str, Any], extra: dict[str, str] | None = None
+) -> None:
+    headers = JSON_HEADERS + [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": _encode(body)})
 
 
@@ -100,21 +107,20 @@ class CandidateFastPath:
         action: str,
     ) -> int:
         headers = dict(scope["headers"])
+        client = scope.get("client")
+        ip = client[0] if client else None
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
         try:
             body = await read_body(receive, headers, self.max_body_bytes)
             if action == "save":
-                result = await service.save(attempt_id, authorization, body)
+                result = await service.save(attempt_id, authorization, body, ip)
             elif action == "heartbeat":
-                client = scope.get("client")
                 user_agent = headers.get(b"user-agent", b"").decode("latin-1") or None
-                result = await service.heartbeat(
-                    attempt_id, authorization, body, client[0] if client else None, user_agent
-                )
+                result = await service.heartbeat(attempt_id, authorization, body, ip, user_agent)
             else:
-                result = await service.submit(attempt_id, authorization, body)
+                result = await service.submit(attempt_id, authorization, body, ip)
         except IngestError as exc:
-            await _respond(send, exc.status, error_body(exc))
+            await _respond(send, exc.status, error_body(exc), error_headers(exc))
             return exc.status
         await _respond(send, 202, accepted_body(result))
         return 202

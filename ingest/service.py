@@ -7,7 +7,9 @@ the HTTP status and a message saying what is wrong.
 from __future__ import annotations
 
 import logging
+import math
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +25,7 @@ from avro_schemas.topics import ATTEMPT_EVENTS, HEARTBEATS
 from elevate.observability import EVENTS_PRODUCED
 from elevate.settings import Settings
 from ingest.bodies import EMAIL_SHAPE, HeartbeatBody, SaveBody, StartBody, SubmitBody
+from ingest.limits import TokenBuckets
 from ingest.tokens import AttemptClaims, AttemptTokenReader, TokenError, issue_attempt_token
 from streams.definitions import Contest, DefinitionsView
 from streams.rules.scoring import answer_shape_error
@@ -41,11 +44,14 @@ S = TypeVar("S", bound=msgspec.Struct)
 class IngestError(Exception):
     """A rejected request: HTTP status, message, and the body field at fault if any."""
 
-    def __init__(self, status: int, detail: str, field: str | None = None) -> None:
+    def __init__(
+        self, status: int, detail: str, field: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.field = field
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,15 @@ def _problem(message: str) -> tuple[str, str | None]:
     return detail, ".".join(parts) or None
 
 
+def _refuse_if_waiting(wait: float, whose: str) -> None:
+    if wait > 0:
+        raise IngestError(
+            429,
+            f"too many requests for {whose}; retry after the Retry-After seconds",
+            retry_after=max(1, math.ceil(wait)),
+        )
+
+
 def _valid_uuid(value: str, what: str) -> str:
     try:
         return str(uuid.UUID(value))
@@ -101,6 +116,16 @@ class IngestService:
         self.definitions = definitions
         self._secret = settings.secret_key.get_secret_value()
         self._tokens = AttemptTokenReader(self._secret)
+        self._attempt_limits = (
+            TokenBuckets(settings.rate_per_attempt, settings.burst_per_attempt)
+            if settings.rate_per_attempt
+            else None
+        )
+        self._ip_limits = (
+            TokenBuckets(settings.rate_per_ip, settings.burst_per_ip)
+            if settings.rate_per_ip
+            else None
+        )
         self._attempt_topic = ATTEMPT_EVENTS.name(settings.topic_prefix)
         self._heartbeat_topic = HEARTBEATS.name(settings.topic_prefix)
 
@@ -114,6 +139,11 @@ class IngestService:
                 503, "could not store the event; retry with the same request"
             ) from exc
 
+    def limit_address(self, ip: str | None) -> None:
+        """429 when this client address sends faster than its limit."""
+        if self._ip_limits is not None and ip:
+            _refuse_if_waiting(self._ip_limits.take(ip, time.monotonic()), "this address")
+
     def _authorize(self, attempt_id: str, authorization: str | None) -> AttemptClaims:
         try:
             claims = self._tokens.read(authorization)
@@ -121,6 +151,9 @@ class IngestService:
             raise IngestError(401, str(exc)) from exc
         if claims.attempt_id != attempt_id:
             raise IngestError(403, "this token belongs to another attempt")
+        if self._attempt_limits is not None:
+            wait = self._attempt_limits.take(attempt_id, time.monotonic())
+            _refuse_if_waiting(wait, "this attempt")
         return claims
 
     def _contest(self, contest_id: str) -> Contest:
@@ -142,6 +175,7 @@ class IngestService:
         self, contest_id: str, body: bytes, ip: str | None, user_agent: str | None
     ) -> dict[str, Any]:
         """Start (or resume) the candidate's attempt and issue its token."""
+        self.limit_address(ip)
         contest = self._contest(_valid_uuid(contest_id, "contest id"))
         request = _decode_body(body, StartBody, self.settings.max_body_bytes)
         if not EMAIL_SHAPE.match(request.email.strip()):
@@ -188,8 +222,11 @@ class IngestService:
             ],
         }
 
-    async def save(self, attempt_id: str, authorization: str | None, body: bytes) -> Accepted:
+    async def save(
+        self, attempt_id: str, authorization: str | None, body: bytes, ip: str | None = None
+    ) -> Accepted:
         """Autosave one answer; the highest client_seq per question wins downstream."""
+        self.limit_address(ip)
         claims = self._authorize(attempt_id, authorization)
         request = _decode_body(body, SaveBody, self.settings.max_body_bytes)
         contest = self._contest(claims.contest_id)
@@ -219,8 +256,11 @@ class IngestService:
         await self._produce(self._attempt_topic, Record.ANSWER_SAVED, attempt_id, event)
         return Accepted(event["event_id"], event["server_ts"])
 
-    async def submit(self, attempt_id: str, authorization: str | None, body: bytes) -> Accepted:
+    async def submit(
+        self, attempt_id: str, authorization: str | None, body: bytes, ip: str | None = None
+    ) -> Accepted:
         """Submit the attempt; the stream decides whether it was on time."""
+        self.limit_address(ip)
         claims = self._authorize(attempt_id, authorization)
         request = _decode_body(body, SubmitBody, self.settings.max_body_bytes)
         event = self._envelope(claims, request.client_ts)
@@ -236,6 +276,7 @@ class IngestService:
         user_agent: str | None,
     ) -> Accepted:
         """Record a liveness beat or a focus change."""
+        self.limit_address(ip)
         claims = self._authorize(attempt_id, authorization)
         request = _decode_body(body, HeartbeatBody, self.settings.max_body_bytes)
         event = self._envelope(claims, request.client_ts)

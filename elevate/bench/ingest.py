@@ -205,7 +205,16 @@ async def run_ingest_bench(seconds: float, concurrency: int, workers: int) -> in
     services.up(settings)
     contest_id, question_id = await _publish_bench_contest(settings)
     ingest_port, bare_port = _free_port(), _free_port()
-    env = {**os.environ, "TOPIC_PREFIX": prefix, "INGEST_PORT": str(ingest_port)}
+    # Every request comes from one address and 256 attempts: rate limits off, so the
+    # figures are the pipeline's, not the limiter's.
+    env = {
+        **os.environ,
+        "TOPIC_PREFIX": prefix,
+        "INGEST_PORT": str(ingest_port),
+        "RATE_LIMIT_PER_ATTEMPT": "0",
+        "RATE_LIMIT_PER_IP": "0",
+        "METRICS_PORT": "0",
+    }
     ingest = _start([sys.executable, "-m", "elevate", "run", "ingest"], env, workers)
     bare = _start(
         [

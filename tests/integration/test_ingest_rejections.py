@@ -88,3 +88,19 @@ async def test_save_rejections(
 
     ok = await ingest.post(path, json=body, headers=person.auth)
     assert ok.status_code == 202 and set(ok.json()) == {"event_id", "server_ts"}
+
+
+async def test_an_attempt_over_its_rate_gets_429_with_retry_after(
+    publish_contest: PublishContest,
+    candidate: Callable[[str], CandidateSession],
+) -> None:
+    contest = await publish_contest()
+    person = candidate(contest["id"])
+    await person.start()
+    question = contest["questions"][0]["id"]
+    replies = [await person.save(question, seq, [1]) for seq in range(1, 61)]
+    statuses = {r.status_code for r in replies}
+    assert statuses == {202, 429}
+    limited = next(r for r in replies if r.status_code == 429)
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert "too many requests" in limited.json()["detail"]
