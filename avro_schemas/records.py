@@ -14,6 +14,7 @@ class Record(StrEnum):
     ATTEMPT_INVALIDATED = "io.elevate.attempt.AttemptInvalidated"
     MANUAL_GRADE_GIVEN = "io.elevate.attempt.ManualGradeGiven"
     REGRADE_REQUESTED = "io.elevate.attempt.RegradeRequested"
+    ATTEMPT_CLOCK = "io.elevate.attempt.AttemptClock"
     HEARTBEAT = "io.elevate.proctoring.Heartbeat"
     CONTEST_DEFINITION = "io.elevate.definitions.ContestDefinition"
     QUESTION_DEFINITION = "io.elevate.definitions.QuestionDefinition"

@@ -57,6 +57,13 @@ GRADING_RESULTS = TopicSpec(
 LEADERBOARD_UPDATES = TopicSpec(
     "leaderboard-updates", key="contest_id", partitions=6, records=(Record.LEADERBOARD_UPDATE,)
 )
+ATTEMPT_CLOCK = TopicSpec(
+    "attempt-clock",
+    key="attempt_id",
+    partitions=6,
+    records=(Record.ATTEMPT_CLOCK,),
+    compacted=True,  # the latest clock of every attempt
+)
 DEAD_LETTERS = TopicSpec("dead-letters", key="source key", partitions=1, records=())
 
 ALL_TOPICS = (
@@ -65,5 +72,6 @@ ALL_TOPICS = (
     DEFINITIONS,
     GRADING_RESULTS,
     LEADERBOARD_UPDATES,
+    ATTEMPT_CLOCK,
     DEAD_LETTERS,
 )

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from avro_schemas.codec import encode
+from avro_schemas.codec import Decoded, DecodeError, decode, encode
 from avro_schemas.records import Record
 from avro_schemas.topics import ALL_TOPICS, DEAD_LETTERS, TopicSpec
 from elevate.observability import DEAD_LETTERS as DEAD_LETTERS_COUNT
@@ -107,3 +108,44 @@ async def send_dead_letter(
         error,
         extra={"topic": source_topic, "partition": partition, "offset": offset},
     )
+
+
+async def follow_topic(
+    settings: Settings,
+    spec: TopicSpec,
+    apply: Callable[[Decoded], None],
+    ready: asyncio.Event,
+    after_batch: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Read a (compacted) topic from its start forever, handing every record to `apply`
+    and setting `ready` once caught up with the end offsets seen at start. Every
+    process that needs the whole topic in memory follows it this way, with no group."""
+    topic = spec.name(settings.topic_prefix)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(spec.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end = await consumer.end_offsets(partitions)
+        while True:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, messages in batch.items():
+                for message in messages:
+                    try:
+                        apply(decode(message.value))
+                    except (DecodeError, KeyError, ValueError) as exc:
+                        # Only this service's own stream writes these topics; a bad
+                        # record there is a bug to see in the logs, not candidate input.
+                        log.error("skipping bad record at %s@%d: %s", tp, message.offset, exc)
+            if batch and after_batch is not None:
+                await after_batch()
+            if not ready.is_set():
+                positions = {tp: await consumer.position(tp) for tp in partitions}
+                if all(positions[tp] >= end[tp] for tp in partitions):
+                    ready.set()
+                    log.info("caught up with %s", topic)
+    finally:
+        await consumer.stop()

@@ -14,10 +14,12 @@ from typing import Annotated
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 
-from elevate.kafka import create_producer, ensure_topics
+from avro_schemas.topics import ATTEMPT_CLOCK
+from elevate.kafka import create_producer, ensure_topics, follow_topic
 from elevate.observability import RequestMetrics, metrics_response_body
 from elevate.settings import Settings
 from ingest.bodies import HeartbeatBody, SaveBody, StartBody, SubmitBody, openapi_body
+from ingest.clocks import AttemptClocks
 from ingest.fastpath import (
     CandidateFastPath,
     accepted_body,
@@ -59,17 +61,23 @@ def create_app(settings: Settings) -> CandidateFastPath:
         producer = create_producer(settings, client_id="elevate-ingest")
         await producer.start()
         definitions = DefinitionsView()
-        follower = asyncio.create_task(follow_definitions(settings, definitions))
+        clocks = AttemptClocks()
+        followers = [
+            asyncio.create_task(follow_definitions(settings, definitions)),
+            asyncio.create_task(follow_topic(settings, ATTEMPT_CLOCK, clocks.apply, clocks.ready)),
+        ]
         try:
             async with asyncio.timeout(DEFINITIONS_READY_TIMEOUT):
                 await definitions.ready.wait()
-            app.state.service = IngestService(settings, producer, definitions)
+                await clocks.ready.wait()
+            app.state.service = IngestService(settings, producer, definitions, clocks)
             fast_path.service = app.state.service
             yield
         finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+            for follower in followers:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
             await producer.stop()
 
     app = FastAPI(
@@ -155,6 +163,15 @@ def create_app(settings: Settings) -> CandidateFastPath:
                 attempt_id, authorization, await _body(request), _client_ip(request), user_agent
             )
         )
+
+    @app.get(
+        "/api/v1/attempt/{attempt_id}",
+        summary="The attempt's server time, deadline and remaining seconds",
+    )
+    async def attempt_clock(
+        attempt_id: str, request: Request, authorization: AuthorizationHeader = None
+    ) -> JSONResponse:
+        return JSONResponse(service(request).clock(attempt_id, authorization))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

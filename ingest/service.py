@@ -25,11 +25,12 @@ from avro_schemas.topics import ATTEMPT_EVENTS, HEARTBEATS
 from elevate.observability import EVENTS_PRODUCED
 from elevate.settings import Settings
 from ingest.bodies import EMAIL_SHAPE, HeartbeatBody, SaveBody, StartBody, SubmitBody
+from ingest.clocks import AttemptClocks
 from ingest.limits import TokenBuckets
 from ingest.tokens import AttemptClaims, AttemptTokenReader, TokenError, issue_attempt_token
 from streams.definitions import Contest, DefinitionsView
 from streams.rules.scoring import answer_shape_error
-from streams.rules.timing import attempt_deadline, contest_is_open, server_now
+from streams.rules.timing import attempt_deadline, contest_is_open, is_on_time, server_now
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +110,16 @@ class IngestService:
     """The candidate actions, over one producer and the followed definitions."""
 
     def __init__(
-        self, settings: Settings, producer: AIOKafkaProducer, definitions: DefinitionsView
+        self,
+        settings: Settings,
+        producer: AIOKafkaProducer,
+        definitions: DefinitionsView,
+        clocks: AttemptClocks | None = None,
     ) -> None:
         self.settings = settings
         self.producer = producer
         self.definitions = definitions
+        self.clocks = clocks or AttemptClocks()
         self._secret = settings.secret_key.get_secret_value()
         self._tokens = AttemptTokenReader(self._secret)
         self._attempt_limits = (
@@ -185,9 +191,14 @@ class IngestService:
             when = "opens" if now < contest.start_at else "closed"
             moment = contest.start_at if now < contest.start_at else contest.end_at
             raise IngestError(409, f"contest {when} at {moment.isoformat()}")
-        claims = AttemptClaims(
-            attempt_id_for(contest.contest_id, request.email), contest.contest_id
-        )
+        attempt_id = attempt_id_for(contest.contest_id, request.email)
+        clock = self.clocks.get(attempt_id)
+        if clock is not None and clock.is_finished:
+            finished = clock.finished_at.isoformat() if clock.finished_at else "its deadline"
+            raise IngestError(409, f"this attempt is already {clock.status} (at {finished})")
+        # A resumed attempt keeps its first start: the clock never restarts.
+        started_at = clock.started_at if clock is not None else now
+        claims = AttemptClaims(attempt_id, contest.contest_id, started_at)
         event = self._envelope(claims, request.client_ts)
         event.update(
             server_ts=now,
@@ -197,7 +208,11 @@ class IngestService:
             user_agent=user_agent,
         )
         await self._produce(self._attempt_topic, Record.ATTEMPT_STARTED, claims.attempt_id, event)
-        deadline = attempt_deadline(now, contest.duration_seconds, 0, contest.end_at)
+        deadline = (
+            clock.deadline
+            if clock is not None
+            else attempt_deadline(now, contest.duration_seconds, 0, contest.end_at)
+        )
         token = issue_attempt_token(
             self._secret, claims, contest.end_at + TOKEN_VALID_AFTER_CONTEST
         )
@@ -207,7 +222,7 @@ class IngestService:
             "token": token,
             "event_id": event["event_id"],
             "server_time": now.isoformat(),
-            "started_at": now.isoformat(),
+            "started_at": started_at.isoformat(),
             "deadline": deadline.isoformat(),
             "grace_seconds": self.settings.grace_seconds,
             "questions": [
@@ -259,13 +274,53 @@ class IngestService:
     async def submit(
         self, attempt_id: str, authorization: str | None, body: bytes, ip: str | None = None
     ) -> Accepted:
-        """Submit the attempt; the stream decides whether it was on time."""
+        """Submit the attempt. One that arrives past its deadline and grace is refused:
+        the stream finishes such an attempt at its deadline with what was saved by then."""
         self.limit_address(ip)
         claims = self._authorize(attempt_id, authorization)
         request = _decode_body(body, SubmitBody, self.settings.max_body_bytes)
+        clock = self.clocks.get(attempt_id)
+        if (
+            clock is not None
+            and not clock.is_finished
+            and not is_on_time(server_now(), clock.deadline, self.settings.grace_seconds)
+        ):
+            raise IngestError(
+                409,
+                f"the deadline passed at {clock.deadline.isoformat()}; the answers saved by "
+                "then are kept and will be graded",
+            )
         event = self._envelope(claims, request.client_ts)
         await self._produce(self._attempt_topic, Record.ATTEMPT_SUBMITTED, attempt_id, event)
         return Accepted(event["event_id"], event["server_ts"])
+
+    def clock(self, attempt_id: str, authorization: str | None) -> dict[str, Any]:
+        """The attempt's server time and deadline, for a countdown that ignores the
+        client's own clock."""
+        claims = self._authorize(attempt_id, authorization)
+        now = server_now()
+        clock = self.clocks.get(attempt_id)
+        if clock is not None:
+            started_at, deadline, status = clock.started_at, clock.deadline, clock.status
+            finished_at, extension = clock.finished_at, clock.extension_seconds
+        else:  # the stream has not published it yet: the start's own clock
+            contest = self._contest(claims.contest_id)
+            started_at = claims.started_at or now
+            deadline = attempt_deadline(started_at, contest.duration_seconds, 0, contest.end_at)
+            status, finished_at, extension = "active", None, 0
+        remaining = max(0.0, (deadline - now).total_seconds()) if status == "active" else 0.0
+        return {
+            "attempt_id": attempt_id,
+            "contest_id": claims.contest_id,
+            "status": status,
+            "server_time": now.isoformat(),
+            "started_at": started_at.isoformat(),
+            "deadline": deadline.isoformat(),
+            "remaining_seconds": round(remaining, 3),
+            "grace_seconds": self.settings.grace_seconds,
+            "extension_seconds": extension,
+            "finished_at": finished_at.isoformat() if finished_at else None,
+        }
 
     async def heartbeat(
         self,

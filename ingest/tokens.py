@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import jwt
 
@@ -20,6 +20,7 @@ class TokenError(Exception):
 class AttemptClaims:
     attempt_id: str
     contest_id: str
+    started_at: datetime | None = None  # the server time the token was issued at start
 
 
 def issue_attempt_token(secret: str, claims: AttemptClaims, expires_at: datetime) -> str:
@@ -27,6 +28,7 @@ def issue_attempt_token(secret: str, claims: AttemptClaims, expires_at: datetime
         "sub": claims.attempt_id,
         "cid": claims.contest_id,
         "typ": TOKEN_TYPE,
+        "st": int(claims.started_at.timestamp() * 1000) if claims.started_at else None,
         "exp": int(expires_at.timestamp()),
     }
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
@@ -75,5 +77,12 @@ def _verify(secret: str, authorization: str | None) -> tuple[AttemptClaims, floa
         raise TokenError(f"invalid attempt token: {exc}") from exc
     if payload.get("typ") != TOKEN_TYPE or not isinstance(payload.get("cid"), str):
         raise TokenError("not an attempt token")
-    claims = AttemptClaims(attempt_id=str(payload["sub"]), contest_id=payload["cid"])
+    started = payload.get("st")
+    claims = AttemptClaims(
+        attempt_id=str(payload["sub"]),
+        contest_id=payload["cid"],
+        started_at=datetime.fromtimestamp(started / 1000, UTC)
+        if isinstance(started, int)
+        else None,
+    )
     return claims, float(payload["exp"])

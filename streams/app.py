@@ -15,6 +15,7 @@ from faust.types import EventT
 from avro_schemas.codec import encode
 from avro_schemas.records import Record
 from avro_schemas.topics import (
+    ATTEMPT_CLOCK,
     ATTEMPT_EVENTS,
     DEAD_LETTERS,
     GRADING_RESULTS,
@@ -63,6 +64,7 @@ attempt_events_topic = faust_topic(ATTEMPT_EVENTS)
 grading_results_topic = faust_topic(GRADING_RESULTS)
 leaderboard_topic = faust_topic(LEADERBOARD_UPDATES)
 dead_letters_topic = faust_topic(DEAD_LETTERS)
+attempt_clock_topic = faust_topic(ATTEMPT_CLOCK)
 
 definitions = DefinitionsView()
 

@@ -19,6 +19,7 @@ from avro_schemas.records import Record
 from elevate.observability import ACTIVE_ATTEMPTS, EVENTS_CONSUMED
 from streams.app import (
     app,
+    attempt_clock_topic,
     attempt_events_topic,
     dead_letter,
     definitions,
@@ -135,6 +136,36 @@ async def emit_grades(state: AttemptState) -> None:
     )
 
 
+async def emit_clock(state: AttemptState) -> None:
+    """Tell ingest the attempt's server clock; sent on every start, extension and finish
+    (redeliveries included) so a lost send is repaired by the next one."""
+    await emit(
+        attempt_clock_topic,
+        Record.ATTEMPT_CLOCK,
+        state.attempt_id,
+        {
+            "attempt_id": state.attempt_id,
+            "contest_id": state.contest_id,
+            "started_at": state.started_at,
+            "deadline": state.deadline,
+            "status": state.status.value,
+            "finished_at": state.finished_at,
+            "extension_seconds": state.extension_seconds,
+        },
+    )
+
+
+CLOCK_EVENTS = frozenset(
+    {
+        Record.ATTEMPT_STARTED,
+        Record.ATTEMPT_SUBMITTED,
+        Record.ATTEMPT_EXPIRED,
+        Record.TIME_EXTENDED,
+        Record.ATTEMPT_INVALIDATED,
+    }
+)
+
+
 async def apply_event(
     name: str, value: dict[str, Any], current: AttemptState | None
 ) -> AttemptState:
@@ -214,6 +245,8 @@ async def process_attempt_events(stream: StreamT[bytes]) -> None:
             current = rules.load_state(stored) if stored else None
             state = await apply_event(decoded.name, value, current)
             attempts_table[key] = rules.dump_state(state)
+            if decoded.name in CLOCK_EVENTS:
+                await emit_clock(state)
         except (DecodeError, Unprocessable, KeyError, ValueError, TypeError) as exc:
             await dead_letter(event, f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # never let one event stop the stream or be skipped silently

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from avro_schemas.codec import DecodeError, decode
+from avro_schemas.codec import Decoded
 from avro_schemas.records import Record
 from avro_schemas.topics import DEFINITIONS
+from elevate.kafka import follow_topic
 from elevate.settings import Settings
 from streams.rules.attempt import ContestTiming, QuestionKey
 from streams.rules.scoring import QuestionKind
@@ -124,42 +123,10 @@ class DefinitionsView:
 
 
 async def follow_definitions(settings: Settings, view: DefinitionsView) -> None:
-    """Read the definitions topic from its start forever, marking the view ready once it
-    has caught up with the end offsets seen at start."""
-    topic = DEFINITIONS.name(settings.topic_prefix)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_auto_commit=False,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(DEFINITIONS.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        if all(offset == 0 for offset in end.values()):
-            view.ready.set()
-        while True:
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, messages in batch.items():
-                for message in messages:
-                    try:
-                        decoded = decode(message.value)
-                        view.apply(decoded.name, decoded.value)
-                    except (DecodeError, KeyError, ValueError) as exc:
-                        log.error("skipping bad definition at %s@%d: %s", tp, message.offset, exc)
-            if batch:
-                await view.notify()
-            if not view.ready.is_set():
-                positions = {tp: await consumer.position(tp) for tp in partitions}
-                if all(positions[tp] >= end[tp] for tp in partitions):
-                    view.ready.set()
-                    log.info(
-                        "definitions loaded: %d contests, %d questions",
-                        len(view.contests),
-                        len(view.questions),
-                    )
-    finally:
-        await consumer.stop()
+    """Keep `view` up to date with the definitions topic, forever."""
+
+    def apply(decoded: Decoded) -> None:
+        view.apply(decoded.name, decoded.value)
+
+    await follow_topic(settings, DEFINITIONS, apply, view.ready, view.notify)
+    log.info("definitions follower stopped")
