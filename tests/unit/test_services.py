@@ -32,6 +32,10 @@ def settings(tmp_path: Path) -> Settings:
             "ELEVATE_KAFKA_CONTROLLER_PORT": 29093,
             "ELEVATE_POSTGRES_PORT": 45432,
             "ELEVATE_KAFKA_VERSION": "3.9.1",
+            # Services given by URL in the environment must not leak into these tests.
+            "KAFKA_BOOTSTRAP_SERVERS": "",
+            "DATABASE_URL": "",
+            "CLICKHOUSE_URL": "",
         }
     )
 
