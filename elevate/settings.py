@@ -6,6 +6,7 @@ Every service can be given by URL; when a URL is left unset the local launcher
 
 from __future__ import annotations
 
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -77,7 +78,12 @@ class Settings(BaseSettings):
     sink_flush_seconds: float = Field(0.5, gt=0, alias="SINK_FLUSH_SECONDS")
 
     # Streams.
-    streams_app_id: str = Field("elevate-streams", alias="STREAMS_APP_ID")
+    # Static group membership: a worker restarted under the same id takes its partitions
+    # back without a rebalance. Give each worker its own stable id (a StatefulSet's pod
+    # name); empty means dynamic membership.
+    streams_instance_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-streams-0", alias="STREAMS_INSTANCE_ID"
+    )
     topic_prefix: str = Field("elevate.", alias="TOPIC_PREFIX")
 
     log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
@@ -113,6 +119,27 @@ class Settings(BaseSettings):
     @property
     def clickhouse_is_embedded(self) -> bool:
         return self.clickhouse_dsn.startswith("chdb:")
+
+    # Admin API. A refresh token lives a working day: an admin signs in once a day while
+    # a stolen access token is still useless after ADMIN_TOKEN_MINUTES.
+    admin_refresh_token_hours: int = Field(12, gt=0, alias="ADMIN_REFRESH_TOKEN_HOURS")
+    # The most extra time all extensions of one attempt may add up to.
+    max_time_extension_minutes: int = Field(30, ge=0, alias="MAX_TIME_EXTENSION_MINUTES")
+    # Bulk question uploads larger than this are refused with 413.
+    max_upload_bytes: int = Field(5 * 1024 * 1024, gt=0, alias="MAX_UPLOAD_BYTES")
+
+    # Code execution: on Judge0 when JUDGE0_URL is set, else in the local bubblewrap sandbox.
+    judge0_url: str = Field("", alias="JUDGE0_URL")
+    judge0_auth_header: str = Field("X-Auth-Token", alias="JUDGE0_AUTH_HEADER")
+    judge0_auth_token: SecretStr = Field(SecretStr(""), alias="JUDGE0_AUTH_TOKEN")
+    # Tries of each Judge0 request (and of a run ending in Internal Error) before IE.
+    judge0_max_attempts: int = Field(5, ge=1, alias="JUDGE0_MAX_ATTEMPTS")
+    judge0_timeout_seconds: float = Field(300.0, gt=0, alias="JUDGE0_TIMEOUT_SECONDS")
+    # Sandboxed processes at a time across all submissions; unset means one per CPU.
+    execution_workers: int | None = Field(None, ge=1, alias="EXECUTION_WORKERS")
+    # The user sandboxes run as when this process is root: the kernel does not enforce
+    # the process limit for root, so a fork bomb would not be contained.
+    sandbox_uid: int = Field(65534, ge=1, alias="SANDBOX_UID")
 
 
 @lru_cache(maxsize=1)

@@ -46,6 +46,11 @@ app = faust.App(
     web_enabled=False,
     broker_commit_every=500,
     broker_commit_interval=1.0,
+    # A worker killed without a goodbye holds its partitions until its session times
+    # out; keep that short so a restarted worker resumes within seconds.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=3.0,
+    consumer_group_instance_id=settings.streams_instance_id or None,
     stream_wait_empty=False,
 )
 

@@ -1,0 +1,301 @@
+"""kill -9 of the stream worker and the Postgres sink in the middle of a burst: every
+accepted answer is stored exactly once, every score is right, and the worker's table
+state recovered from its changelog agrees with Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from api.admins import create_admin
+from elevate.settings import Settings
+from streams.rules import attempt as rules
+from streams.rules.attempt import ContestTiming, QuestionKey, SavedAnswer
+from streams.rules.scoring import QuestionKind
+from tests.conftest import isolated_env
+from tests.integration.conftest import MCQ_MULTI, MCQ_SINGLE
+
+pytestmark = pytest.mark.integration
+
+ATTEMPTS = 200
+SAVES = 10_000
+PROCESSES = {
+    "streams": ["streams"],
+    "ingest": ["ingest"],
+    "api": ["api", "sink-clickhouse"],
+    "sink-postgres": ["sink-postgres"],
+}
+
+
+@dataclass
+class Roles:
+    env: dict[str, str]
+    home: Path
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        with (self.home / f"{name}.log").open("ab") as log:
+            self.running[name] = subprocess.Popen(
+                [sys.executable, "-m", "elevate", "run", *PROCESSES[name]],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self, name: str) -> None:
+        process = self.running.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def stop_all(self) -> None:
+        for process in self.running.values():
+            process.terminate()
+        for process in self.running.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def roles(
+    service_settings: Settings, fresh_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Roles]:
+    home = tmp_path_factory.mktemp("crash-home")
+    env = isolated_env(service_settings, fresh_database, home)
+    env.update(RATE_LIMIT_PER_ATTEMPT="0", RATE_LIMIT_PER_IP="0", METRICS_PORT="0")
+    started = Roles(env, home)
+    for name in PROCESSES:
+        started.start(name)
+    yield started
+    started.stop_all()
+
+
+async def _ready(url: str, roles: Roles) -> None:
+    async with httpx.AsyncClient(timeout=2) as client:
+        for _ in range(300):
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.3)
+    logs = {p.name: p.read_text(errors="replace")[-2000:] for p in roles.home.glob("*.log")}
+    pytest.fail(f"{url} never became ready: {logs}")
+
+
+async def _publish(api: httpx.AsyncClient) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    contest = (
+        await api.post(
+            "/api/v1/admin/contests/",
+            json={
+                "name": "crash",
+                "start_at": (now - timedelta(minutes=1)).isoformat(),
+                "end_at": (now + timedelta(hours=1)).isoformat(),
+                "duration_seconds": 1800,
+            },
+        )
+    ).json()
+    for position, body in enumerate([MCQ_SINGLE, MCQ_MULTI, MCQ_SINGLE]):
+        made = await api.post(
+            "/api/v1/admin/questions/",
+            json={**body, "contest_id": contest["id"], "position": position},
+        )
+        assert made.status_code == 201, made.text
+    assert (await api.post(f"/api/v1/admin/contests/{contest['id']}/publish/")).status_code == 200
+    detail: dict[str, Any] = (await api.get(f"/api/v1/admin/contests/{contest['id']}/")).json()
+    return detail
+
+
+async def test_killing_the_worker_and_the_sink_mid_burst_loses_and_duplicates_nothing(
+    roles: Roles,
+) -> None:
+    settings = Settings.model_validate(roles.env)
+    ingest_url = f"http://127.0.0.1:{roles.env['INGEST_PORT']}"
+    api_url = f"http://127.0.0.1:{roles.env['API_PORT']}"
+    await _ready(f"{ingest_url}/readyz", roles)
+    await _ready(f"{api_url}/readyz", roles)
+    password = secrets.token_urlsafe(12)
+    create_admin(settings.postgres_dsn, "crash-admin", password, "admin")
+    limits = httpx.Limits(max_connections=64)
+    async with (
+        httpx.AsyncClient(base_url=api_url, timeout=30) as api,
+        httpx.AsyncClient(base_url=ingest_url, timeout=30, limits=limits) as ingest,
+    ):
+        token = (
+            await api.post(
+                "/api/v1/auth/token", json={"username": "crash-admin", "password": password}
+            )
+        ).json()
+        api.headers["Authorization"] = f"Bearer {token['access_token']}"
+        contest = await _publish(api)
+        questions = contest["questions"]
+        for _ in range(100):
+            probe = await ingest.post(f"/api/v1/contest/{contest['id']}/start", content=b"{")
+            if probe.status_code != 404:
+                break
+            await asyncio.sleep(0.1)
+
+        attempts: list[dict[str, Any]] = []
+        for n in range(ATTEMPTS):
+            reply = await ingest.post(
+                f"/api/v1/contest/{contest['id']}/start",
+                json={"email": f"crash{n}@example.org", "name": f"C{n}"},
+            )
+            assert reply.status_code == 202, reply.text
+            attempts.append(reply.json())
+
+        rng = random.Random(5)
+        accepted: dict[str, list[tuple[str, int, list[int], str]]] = {
+            a["attempt_id"]: [] for a in attempts
+        }
+        plan = [(rng.choice(attempts), seq) for seq in range(1, SAVES + 1)]
+        restarted: asyncio.Task[None] | None = None
+
+        async def save(attempt: dict[str, Any], seq: int) -> None:
+            question = rng.choice(questions)
+            selected = [rng.randrange(len(question["content"]["options"]))]
+            for _ in range(20):
+                reply = await ingest.post(
+                    f"/api/v1/attempt/{attempt['attempt_id']}/save",
+                    json={
+                        "question_id": question["id"],
+                        "client_seq": seq,
+                        "selected_options": selected,
+                    },
+                    headers={"Authorization": f"Bearer {attempt['token']}"},
+                )
+                if reply.status_code == 202:
+                    accepted[attempt["attempt_id"]].append(
+                        (question["id"], seq, selected, reply.json()["server_ts"])
+                    )
+                    return
+                assert reply.status_code == 503, reply.text
+                await asyncio.sleep(0.2)
+
+        async def restart_after(seconds: float) -> None:
+            await asyncio.sleep(seconds)
+            roles.start("streams")
+            roles.start("sink-postgres")
+
+        for start in range(0, SAVES, 50):
+            await asyncio.gather(*(save(a, seq) for a, seq in plan[start : start + 50]))
+            if restarted is None and start >= SAVES * 0.3:
+                roles.kill("streams")  # mid-burst, without a goodbye
+                roles.kill("sink-postgres")
+                restarted = asyncio.create_task(restart_after(2))
+        assert restarted is not None
+        await restarted
+        total = sum(len(v) for v in accepted.values())
+        assert total == SAVES
+
+        for attempt in attempts:
+            reply = await ingest.post(
+                f"/api/v1/attempt/{attempt['attempt_id']}/submit",
+                json={},
+                headers={"Authorization": f"Bearer {attempt['token']}"},
+            )
+            assert reply.status_code == 202, reply.text
+
+        def counts() -> tuple[int, int, int]:
+            with psycopg.connect(settings.postgres_dsn) as conn:
+                row = conn.execute(
+                    "SELECT (SELECT count(*) FROM answer_saves WHERE contest_id = %(c)s),"
+                    " (SELECT count(DISTINCT event_id) FROM answer_saves WHERE contest_id = %(c)s),"
+                    " (SELECT count(*) FROM attempts WHERE contest_id = %(c)s"
+                    "  AND finished_at IS NOT NULL)",
+                    {"c": contest["id"]},
+                ).fetchone()
+                assert row is not None
+                return int(row[0]), int(row[1]), int(row[2])
+
+        for _ in range(600):
+            saves, distinct, finished = await asyncio.to_thread(counts)
+            if saves >= SAVES and finished >= ATTEMPTS:
+                break
+            await asyncio.sleep(0.5)
+        assert (saves, distinct, finished) == (SAVES, SAVES, ATTEMPTS)
+
+        clickhouse: dict[str, int] = {}
+        for _ in range(240):
+            reply = await api.get(f"/api/v1/admin/analytics/contests/{contest['id']}/events/")
+            clickhouse = reply.json()["by_record"]
+            if clickhouse.get("AnswerSaved", 0) >= SAVES:
+                break
+            await asyncio.sleep(0.5)
+        assert clickhouse["AnswerSaved"] == SAVES
+
+    keys = {
+        q["id"]: QuestionKey(
+            q["id"],
+            QuestionKind(q["type"]),
+            len(q["content"]["options"]),
+            frozenset(q["content"]["correct_answers"]),
+            q["scoring"]["max_marks"],
+            q["scoring"]["negative_marks"],
+            q["scoring"]["partial_credit"],
+        )
+        for q in questions
+    }
+    with psycopg.connect(settings.postgres_dsn) as conn:
+        stored = {
+            str(r[0]): (r[1], r[2])
+            for r in conn.execute(
+                "SELECT a.id, a.total_score, a.counted_saves FROM attempts a "
+                "WHERE a.contest_id = %s",
+                (contest["id"],),
+            )
+        }
+        counted = dict(
+            (str(r[0]), r[1])
+            for r in conn.execute(
+                "SELECT attempt_id, count(*) FROM answer_saves WHERE contest_id = %s "
+                "AND status = 'counted' GROUP BY attempt_id",
+                (contest["id"],),
+            )
+        )
+    from datetime import UTC, datetime
+
+    wrong = []
+    for attempt in attempts:
+        state = rules.start_attempt(
+            None,
+            attempt_id=attempt["attempt_id"],
+            contest_id=contest["id"],
+            participant_email="x",
+            participant_name="x",
+            server_ts=datetime.fromisoformat(attempt["started_at"]),
+            contest=ContestTiming(1800, datetime.now(UTC) + timedelta(hours=1)),
+        )
+        for question_id, seq, selected, server_ts in sorted(
+            accepted[attempt["attempt_id"]], key=lambda s: s[3]
+        ):
+            rules.record_save(
+                state,
+                question_id,
+                SavedAnswer(f"{seq}", seq, datetime.fromisoformat(server_ts), selected),
+                30,
+            )
+        expected = rules.grade_attempt(state, keys).total_score
+        total, counted_saves = stored[attempt["attempt_id"]]
+        if abs(total - expected) > 1e-6 or counted_saves != counted.get(attempt["attempt_id"], 0):
+            wrong.append((attempt["attempt_id"], total, expected, counted_saves))
+    assert not wrong, wrong[:5]
+    assert os.environ.get("PYTEST_XDIST_WORKER") is None  # runs alone: it owns its processes
