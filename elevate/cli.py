@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 
 from elevate.logs import configure_logging
@@ -93,6 +94,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.target == "sandbox":
+        from elevate.bench.sandbox import run_sandbox_bench
+
+        return run_sandbox_bench(args.runs, args.parallel)
     if args.target == "ingest":
         from elevate.bench.ingest import run_ingest_bench
 
@@ -143,10 +148,14 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_demo)
 
     s = sub.add_parser("bench", help="benchmarks that print figures")
-    s.add_argument("target", choices=["ingest"])
+    s.add_argument("target", choices=["ingest", "sandbox"])
     s.add_argument("--seconds", type=float, default=10.0)
     s.add_argument("--concurrency", type=int, default=64)
     s.add_argument("--workers", type=int, default=2, help="ingest processes")
+    s.add_argument("--runs", type=int, default=200, help="sandbox: programs to run")
+    s.add_argument(
+        "--parallel", type=int, default=os.cpu_count() or 1, help="sandbox: runs at once"
+    )
     s.set_defaults(func=_bench)
     return top
 

@@ -201,6 +201,14 @@ def requirements(settings: Settings) -> list[Requirement]:
             )
         )
     reqs.append(Requirement("bwrap", "sandboxes untrusted code", "bubblewrap", _which("bwrap")))
+    if not settings.judge0_url:  # the local runner compiles and runs candidates' code
+        reqs += [
+            Requirement("g++", "compiles C++ submissions", "g++", _which("g++")),
+            Requirement("cc", "builds the sandbox's process reaper", "gcc", _which("cc")),
+            Requirement(
+                "javac", "compiles Java submissions", "openjdk-17-jdk-headless", _which("javac")
+            ),
+        ]
     return reqs
 
 

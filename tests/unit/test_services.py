@@ -218,9 +218,13 @@ def test_postgres_dsn_of_settings(settings: Settings) -> None:
 
 def test_requirements_skip_services_given_by_url(settings: Settings) -> None:
     local = {r.tool for r in prerequisites.requirements(settings)}
-    assert local == {"java", "mvn", "initdb/pg_ctl", "bwrap"}
+    assert local == {"java", "mvn", "initdb/pg_ctl", "bwrap", "g++", "cc", "javac"}
     external = settings.model_copy(
-        update={"kafka_bootstrap_servers": "k:9092", "database_url": "postgresql://x/y"}
+        update={
+            "kafka_bootstrap_servers": "k:9092",
+            "database_url": "postgresql://x/y",
+            "judge0_url": "http://judge0:2358",
+        }
     )
     assert {r.tool for r in prerequisites.requirements(external)} == {"bwrap"}
 

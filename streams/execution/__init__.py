@@ -1,0 +1,2 @@
+"""Running candidates' code: language definitions, the local sandbox, Judge0, and the
+common interface that grading calls (`create_runner`)."""
