@@ -15,6 +15,8 @@ class Record(StrEnum):
     MANUAL_GRADE_GIVEN = "io.elevate.attempt.ManualGradeGiven"
     REGRADE_REQUESTED = "io.elevate.attempt.RegradeRequested"
     ATTEMPT_CLOCK = "io.elevate.attempt.AttemptClock"
+    CODE_EXECUTION_REQUESTED = "io.elevate.execution.CodeExecutionRequested"
+    CODE_EXECUTED = "io.elevate.execution.CodeExecuted"
     HEARTBEAT = "io.elevate.proctoring.Heartbeat"
     CONTEST_DEFINITION = "io.elevate.definitions.ContestDefinition"
     QUESTION_DEFINITION = "io.elevate.definitions.QuestionDefinition"

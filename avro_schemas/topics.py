@@ -20,6 +20,7 @@ class TopicSpec:
     partitions: int
     records: tuple[Record, ...]
     compacted: bool = False
+    retention_ms: int | None = None  # None: the broker's default
 
     def name(self, prefix: str) -> str:
         return f"{prefix}{self.base_name}"
@@ -38,6 +39,7 @@ ATTEMPT_EVENTS = TopicSpec(
         Record.ATTEMPT_INVALIDATED,
         Record.MANUAL_GRADE_GIVEN,
         Record.REGRADE_REQUESTED,
+        Record.CODE_EXECUTED,  # a grading run's outcome, ordered with the attempt's events
     ),
 )
 HEARTBEATS = TopicSpec("heartbeats", key="attempt_id", partitions=6, records=(Record.HEARTBEAT,))
@@ -57,6 +59,19 @@ GRADING_RESULTS = TopicSpec(
 LEADERBOARD_UPDATES = TopicSpec(
     "leaderboard-updates", key="contest_id", partitions=6, records=(Record.LEADERBOARD_UPDATE,)
 )
+CODE_RUNS = TopicSpec(
+    "code-runs",
+    key="attempt_id",
+    partitions=6,
+    records=(Record.CODE_EXECUTION_REQUESTED,),
+)
+CODE_RESULTS = TopicSpec(
+    "code-results",
+    key="attempt_id",
+    partitions=6,
+    records=(Record.CODE_EXECUTED,),
+    retention_ms=24 * 3600 * 1000,  # a candidate's run results matter for a day at most
+)
 ATTEMPT_CLOCK = TopicSpec(
     "attempt-clock",
     key="attempt_id",
@@ -73,5 +88,7 @@ ALL_TOPICS = (
     GRADING_RESULTS,
     LEADERBOARD_UPDATES,
     ATTEMPT_CLOCK,
+    CODE_RUNS,
+    CODE_RESULTS,
     DEAD_LETTERS,
 )

@@ -39,6 +39,13 @@ def create_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
     )
 
 
+def _topic_configs(spec: TopicSpec) -> dict[str, str]:
+    configs = {"cleanup.policy": "compact"} if spec.compacted else {}
+    if spec.retention_ms is not None:
+        configs["retention.ms"] = str(spec.retention_ms)
+    return configs
+
+
 async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = ALL_TOPICS) -> None:
     """Create the registry's topics that do not exist yet (partitions, compaction)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
@@ -50,7 +57,7 @@ async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = ALL_TOP
                 name=spec.name(settings.topic_prefix),
                 num_partitions=spec.partitions,
                 replication_factor=1,
-                topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
+                topic_configs=_topic_configs(spec),
             )
             for spec in specs
             if spec.name(settings.topic_prefix) not in existing

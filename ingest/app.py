@@ -14,12 +14,20 @@ from typing import Annotated
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 
-from avro_schemas.topics import ATTEMPT_CLOCK
+from avro_schemas.topics import ATTEMPT_CLOCK, CODE_RESULTS
 from elevate.kafka import create_producer, ensure_topics, follow_topic
 from elevate.observability import RequestMetrics, metrics_response_body
 from elevate.settings import Settings
-from ingest.bodies import HeartbeatBody, SaveBody, StartBody, SubmitBody, openapi_body
+from ingest.bodies import (
+    ExecuteBody,
+    HeartbeatBody,
+    SaveBody,
+    StartBody,
+    SubmitBody,
+    openapi_body,
+)
 from ingest.clocks import AttemptClocks
+from ingest.code_results import CodeResults
 from ingest.fastpath import (
     CandidateFastPath,
     accepted_body,
@@ -62,15 +70,19 @@ def create_app(settings: Settings) -> CandidateFastPath:
         await producer.start()
         definitions = DefinitionsView()
         clocks = AttemptClocks()
+        code_results = CodeResults()
         followers = [
             asyncio.create_task(follow_definitions(settings, definitions)),
             asyncio.create_task(follow_topic(settings, ATTEMPT_CLOCK, clocks.apply, clocks.ready)),
+            asyncio.create_task(
+                follow_topic(settings, CODE_RESULTS, code_results.apply, code_results.ready)
+            ),
         ]
         try:
             async with asyncio.timeout(DEFINITIONS_READY_TIMEOUT):
                 await definitions.ready.wait()
                 await clocks.ready.wait()
-            app.state.service = IngestService(settings, producer, definitions, clocks)
+            app.state.service = IngestService(settings, producer, definitions, clocks, code_results)
             fast_path.service = app.state.service
             yield
         finally:
@@ -163,6 +175,33 @@ def create_app(settings: Settings) -> CandidateFastPath:
                 attempt_id, authorization, await _body(request), _client_ip(request), user_agent
             )
         )
+
+    @app.post(
+        "/api/v1/attempt/{attempt_id}/code/execute",
+        status_code=202,
+        openapi_extra=openapi_body(ExecuteBody),
+        summary="Run code on the samples or a custom input; poll the result by job id",
+    )
+    async def execute_code(
+        attempt_id: str, request: Request, authorization: AuthorizationHeader = None
+    ) -> JSONResponse:
+        accepted = await service(request).execute(
+            attempt_id, authorization, await _body(request), _client_ip(request)
+        )
+        return JSONResponse(
+            {"job_id": accepted.event_id, "server_ts": accepted.server_ts.isoformat()},
+            status_code=202,
+        )
+
+    @app.get(
+        "/api/v1/attempt/{attempt_id}/code/result/{job_id}",
+        summary="A code run's verdict, time, memory and output (202 while it runs)",
+    )
+    async def code_result(
+        attempt_id: str, job_id: str, request: Request, authorization: AuthorizationHeader = None
+    ) -> JSONResponse:
+        status, body = service(request).code_result(attempt_id, authorization, job_id)
+        return JSONResponse(body, status_code=status)
 
     @app.get(
         "/api/v1/attempt/{attempt_id}",

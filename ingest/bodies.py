@@ -36,6 +36,15 @@ class SaveBody(msgspec.Struct, forbid_unknown_fields=True):
     client_ts: ClientTime | None = None
 
 
+class ExecuteBody(msgspec.Struct, forbid_unknown_fields=True):
+    question_id: Id
+    language: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    source: str
+    # Run on this input instead of the question's samples.
+    custom_input: str | None = None
+    client_ts: ClientTime | None = None
+
+
 class SubmitBody(msgspec.Struct, forbid_unknown_fields=True):
     client_ts: ClientTime | None = None
 

@@ -21,15 +21,16 @@ from aiokafka.errors import KafkaError
 
 from avro_schemas.codec import encode
 from avro_schemas.records import Record
-from avro_schemas.topics import ATTEMPT_EVENTS, HEARTBEATS
+from avro_schemas.topics import ATTEMPT_EVENTS, CODE_RUNS, HEARTBEATS
 from elevate.observability import EVENTS_PRODUCED
 from elevate.settings import Settings
-from ingest.bodies import EMAIL_SHAPE, HeartbeatBody, SaveBody, StartBody, SubmitBody
+from ingest.bodies import EMAIL_SHAPE, ExecuteBody, HeartbeatBody, SaveBody, StartBody, SubmitBody
 from ingest.clocks import AttemptClocks
+from ingest.code_results import CodeResults, shown_to_candidate
 from ingest.limits import TokenBuckets
 from ingest.tokens import AttemptClaims, AttemptTokenReader, TokenError, issue_attempt_token
 from streams.definitions import Contest, DefinitionsView
-from streams.rules.scoring import answer_shape_error
+from streams.rules.scoring import QuestionKind, answer_shape_error
 from streams.rules.timing import attempt_deadline, contest_is_open, is_on_time, server_now
 
 log = logging.getLogger(__name__)
@@ -115,11 +116,14 @@ class IngestService:
         producer: AIOKafkaProducer,
         definitions: DefinitionsView,
         clocks: AttemptClocks | None = None,
+        code_results: CodeResults | None = None,
     ) -> None:
         self.settings = settings
         self.producer = producer
         self.definitions = definitions
         self.clocks = clocks or AttemptClocks()
+        self.code_results = code_results or CodeResults()
+        self._code_runs_topic = CODE_RUNS.name(settings.topic_prefix)
         self._secret = settings.secret_key.get_secret_value()
         self._tokens = AttemptTokenReader(self._secret)
         self._attempt_limits = (
@@ -256,6 +260,14 @@ class IngestService:
             )
             if problem:
                 raise IngestError(422, problem, "selected_options")
+        if (
+            question is not None
+            and question.kind is QuestionKind.CODING
+            and request.text is not None
+            and request.language not in question.languages
+        ):
+            allowed = ", ".join(question.languages)
+            raise IngestError(422, f"language must be one of: {allowed}", "language")
         if request.text is not None and len(request.text.encode()) > self.settings.max_answer_bytes:
             raise IngestError(
                 413, f"answer text is over the {self.settings.max_answer_bytes}-byte limit", "text"
@@ -293,6 +305,57 @@ class IngestService:
         event = self._envelope(claims, request.client_ts)
         await self._produce(self._attempt_topic, Record.ATTEMPT_SUBMITTED, attempt_id, event)
         return Accepted(event["event_id"], event["server_ts"])
+
+    async def execute(
+        self, attempt_id: str, authorization: str | None, body: bytes, ip: str | None = None
+    ) -> Accepted:
+        """Queue a "Run code" on the samples or the candidate's own input; the job id is
+        the event id, polled with `code_result`."""
+        self.limit_address(ip)
+        claims = self._authorize(attempt_id, authorization)
+        request = _decode_body(body, ExecuteBody, self.settings.max_body_bytes)
+        contest = self._contest(claims.contest_id)
+        question = self.definitions.questions.get(request.question_id)
+        if question is None or request.question_id not in contest.question_ids:
+            raise IngestError(
+                422, f"question {request.question_id} is not part of this contest", "question_id"
+            )
+        if question.kind is not QuestionKind.CODING:
+            raise IngestError(422, "only coding questions run code", "question_id")
+        if request.language not in question.languages:
+            allowed = ", ".join(question.languages)
+            raise IngestError(422, f"language must be one of: {allowed}", "language")
+        limit = self.settings.max_answer_bytes
+        if len(request.source.encode()) > limit:
+            raise IngestError(413, f"source is over the {limit}-byte limit", "source")
+        custom = request.custom_input.encode() if request.custom_input is not None else None
+        if custom is not None and len(custom) > limit:
+            raise IngestError(413, f"custom_input is over the {limit}-byte limit", "custom_input")
+        event = self._envelope(claims, request.client_ts)
+        event.update(
+            purpose="run",
+            question_id=request.question_id,
+            answer_event_id=None,
+            language=request.language,
+            source=request.source,
+            custom_input=custom,
+        )
+        await self._produce(
+            self._code_runs_topic, Record.CODE_EXECUTION_REQUESTED, attempt_id, event
+        )
+        return Accepted(event["event_id"], event["server_ts"])
+
+    def code_result(
+        self, attempt_id: str, authorization: str | None, job_id: str
+    ) -> tuple[int, dict[str, Any]]:
+        """(200, the result) once the run finished, (202, pending) before."""
+        self._authorize(attempt_id, authorization)
+        result = self.code_results.get(job_id)
+        if result is None:
+            return 202, {"job_id": job_id, "status": "pending"}
+        if result["attempt_id"] != attempt_id:
+            raise IngestError(403, "this job belongs to another attempt")
+        return 200, shown_to_candidate(result)
 
     def clock(self, attempt_id: str, authorization: str | None) -> dict[str, Any]:
         """The attempt's server time and deadline, for a countdown that ignores the

@@ -9,6 +9,7 @@ one at a time.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 from collections.abc import Sequence
@@ -22,13 +23,15 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from avro_schemas.records import Record
 from avro_schemas.topics import (
     ATTEMPT_EVENTS,
+    CODE_RESULTS,
+    CODE_RUNS,
     GRADING_RESULTS,
     HEARTBEATS,
     LEADERBOARD_UPDATES,
 )
 from sinks.consumer import SinkRecord
 
-TOPICS = (ATTEMPT_EVENTS, HEARTBEATS, GRADING_RESULTS, LEADERBOARD_UPDATES)
+TOPICS = (ATTEMPT_EVENTS, HEARTBEATS, GRADING_RESULTS, LEADERBOARD_UPDATES, CODE_RUNS, CODE_RESULTS)
 
 SCHEMA = (
     """
@@ -125,6 +128,8 @@ def _occurred_at(value: dict[str, Any]) -> datetime:
 def _json_default(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, bytes):  # program input and output: kept exactly, as base64
+        return base64.b64encode(value).decode("ascii")
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 

@@ -16,10 +16,10 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from avro_schemas.records import Record
-from avro_schemas.topics import ATTEMPT_EVENTS, GRADING_RESULTS, LEADERBOARD_UPDATES
+from avro_schemas.topics import ATTEMPT_EVENTS, CODE_RESULTS, GRADING_RESULTS, LEADERBOARD_UPDATES
 from sinks.consumer import SinkRecord
 
-TOPICS = (ATTEMPT_EVENTS, GRADING_RESULTS, LEADERBOARD_UPDATES)
+TOPICS = (ATTEMPT_EVENTS, GRADING_RESULTS, LEADERBOARD_UPDATES, CODE_RESULTS)
 PARTICIPANT_NAMESPACE = uuid.UUID("2c7e4b8a-1f3d-4e6a-9b5c-7d8e9f0a1b2c")
 
 
@@ -103,6 +103,34 @@ WHERE leaderboard.updated_at <= excluded.updated_at
 """
 
 
+INSERT_CODE_EXECUTION = """
+INSERT INTO code_executions (event_id, attempt_id, contest_id, question_id, purpose,
+                             answer_event_id, language, verdict, score, max_score,
+                             compile_output, tests, runner, grader_version, executed_at)
+VALUES (%(event_id)s, %(attempt_id)s, %(contest_id)s, %(question_id)s, %(purpose)s,
+        %(answer_event_id)s, %(language)s, %(verdict)s, %(score)s, %(max_score)s,
+        %(compile_output)s, %(tests)s, %(runner)s, %(grader_version)s, %(server_ts)s)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+
+def _test_rows(tests: list[dict[str, Any]]) -> Jsonb:
+    """Per-test verdict, time and memory; output as text only as far as it decodes."""
+    return Jsonb(
+        [
+            {
+                "test_id": t["test_id"],
+                "verdict": t["verdict"],
+                "time_ms": t["time_ms"],
+                "memory_kb": t["memory_kb"],
+                "stdout_bytes": len(t["stdout"]),
+                "stderr": t["stderr"].decode("utf-8", "replace")[:4000],
+            }
+            for t in tests
+        ]
+    )
+
+
 def _json_or_none(value: Any) -> Jsonb | None:
     return None if value is None else Jsonb(value)
 
@@ -142,6 +170,8 @@ def statements_for(record: SinkRecord) -> list[tuple[str, dict[str, Any]]]:
         return [(UPSERT_RESPONSE, row), (INSERT_GRADING_RESULT, row)]
     if record.name == Record.LEADERBOARD_UPDATE:
         return [(UPSERT_LEADERBOARD, v)]
+    if record.name == Record.CODE_EXECUTED:
+        return [(INSERT_CODE_EXECUTION, {**v, "tests": _test_rows(v["tests"])})]
     return []
 
 

@@ -17,6 +17,8 @@ from avro_schemas.records import Record
 from avro_schemas.topics import (
     ATTEMPT_CLOCK,
     ATTEMPT_EVENTS,
+    CODE_RESULTS,
+    CODE_RUNS,
     DEAD_LETTERS,
     GRADING_RESULTS,
     LEADERBOARD_UPDATES,
@@ -70,6 +72,8 @@ grading_results_topic = faust_topic(GRADING_RESULTS)
 leaderboard_topic = faust_topic(LEADERBOARD_UPDATES)
 dead_letters_topic = faust_topic(DEAD_LETTERS)
 attempt_clock_topic = faust_topic(ATTEMPT_CLOCK)
+code_runs_topic = faust_topic(CODE_RUNS)
+code_results_topic = faust_topic(CODE_RESULTS)
 
 definitions = DefinitionsView()
 

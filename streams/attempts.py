@@ -21,6 +21,7 @@ from streams.app import (
     app,
     attempt_clock_topic,
     attempt_events_topic,
+    code_runs_topic,
     dead_letter,
     definitions,
     emit,
@@ -78,6 +79,32 @@ async def _emit_answer_recorded(value: dict[str, Any], status: rules.SaveStatus)
     )
 
 
+async def request_code_runs(state: AttemptState, questions: dict[str, rules.QuestionKey]) -> None:
+    """Ask the code runner to grade every saved program that has no result yet; the
+    request id makes a repeated request the same request."""
+    for question, answer in rules.code_runs_needed(state, questions):
+        await emit(
+            code_runs_topic,
+            Record.CODE_EXECUTION_REQUESTED,
+            state.attempt_id,
+            {
+                "event_id": rules.code_request_id(
+                    state.attempt_id, question.question_id, answer.event_id, question.revision
+                ),
+                "attempt_id": state.attempt_id,
+                "contest_id": state.contest_id,
+                "client_ts": None,
+                "server_ts": server_now(),
+                "purpose": "grade",
+                "question_id": question.question_id,
+                "answer_event_id": answer.event_id,
+                "language": answer.language or "",
+                "source": answer.text or "",
+                "custom_input": None,
+            },
+        )
+
+
 async def emit_grades(state: AttemptState) -> None:
     """Grade a finished attempt and emit every response and the total. Ids depend only
     on the attempt, how it finished and the grader, so re-emitting is harmless."""
@@ -85,6 +112,7 @@ async def emit_grades(state: AttemptState) -> None:
     if contest is None:
         raise Unprocessable(f"contest {state.contest_id} is not defined")
     questions = {q.question_id: q.grading_key() for q in definitions.questions_of(contest)}
+    await request_code_runs(state, questions)
     grade = rules.grade_attempt(state, questions)
     graded_at = state.graded_at_by_basis.setdefault(grade.basis, server_now())
     for response in grade.responses:
@@ -100,7 +128,7 @@ async def emit_grades(state: AttemptState) -> None:
                 "attempt_id": state.attempt_id,
                 "contest_id": state.contest_id,
                 "question_id": response.question_id,
-                "verdict": response.verdict.value,
+                "verdict": str(response.verdict),
                 "score": response.score,
                 "max_score": response.max_score,
                 "client_seq": answer.client_seq if answer else None,
@@ -222,6 +250,11 @@ async def apply_event(
         if state.is_finished:
             await emit_grades(state)
     elif name == Record.REGRADE_REQUESTED:
+        if state.is_finished:
+            await emit_grades(state)
+    elif name == Record.CODE_EXECUTED:
+        result = rules.CodeResult(value["event_id"], value["verdict"], value["score"])
+        rules.record_code_result(state, value["question_id"], result)
         if state.is_finished:
             await emit_grades(state)
     else:

@@ -19,6 +19,7 @@ from avro_schemas.topics import DEFINITIONS
 from elevate.kafka import follow_topic
 from elevate.settings import Settings
 from streams.rules.attempt import ContestTiming, QuestionKey
+from streams.rules.execution import CompareMode, RunLimits, TestCase
 from streams.rules.scoring import QuestionKind
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,21 @@ class Question:
     partial_credit: bool
     position: int
     revision: int
+    rubric: str = ""
+    languages: tuple[str, ...] = ()
+    time_limit_ms: int = 2000
+    memory_limit_mb: int = 256
+    compare_mode: CompareMode = CompareMode.TRIM
+    abs_tolerance: float = 1e-6
+    rel_tolerance: float = 1e-6
+    sample_tests: tuple[TestCase, ...] = ()
+    hidden_tests: tuple[TestCase, ...] = ()
+
+    @property
+    def limits(self) -> RunLimits:
+        """Per-run limits: the CPU limit as set, wall time with room for a busy machine."""
+        cpu = self.time_limit_ms / 1000
+        return RunLimits(cpu_seconds=cpu, wall_seconds=cpu * 2 + 1, memory_mb=self.memory_limit_mb)
 
     def grading_key(self) -> QuestionKey:
         return QuestionKey(
@@ -66,6 +82,16 @@ class Contest:
         return ContestTiming(duration_seconds=self.duration_seconds, end_at=self.end_at)
 
 
+def _test_case(value: dict[str, Any]) -> TestCase:
+    return TestCase(
+        test_id=value["test_id"],
+        input=value["input"],
+        expected=value["expected"],
+        weight=float(value["weight"]),
+        subtask=value["subtask"],
+    )
+
+
 class DefinitionsView:
     """The latest definition of every published contest and question."""
 
@@ -90,6 +116,15 @@ class DefinitionsView:
                 partial_credit=bool(value["partial_credit"]),
                 position=int(value["position"]),
                 revision=int(value["revision"]),
+                rubric=value["rubric"],
+                languages=tuple(value["languages"]),
+                time_limit_ms=int(value["time_limit_ms"]),
+                memory_limit_mb=int(value["memory_limit_mb"]),
+                compare_mode=CompareMode(value["compare_mode"]),
+                abs_tolerance=float(value["abs_tolerance"]),
+                rel_tolerance=float(value["rel_tolerance"]),
+                sample_tests=tuple(_test_case(t) for t in value["sample_tests"]),
+                hidden_tests=tuple(_test_case(t) for t in value["hidden_tests"]),
             )
         elif name == Record.CONTEST_DEFINITION:
             self.contests[value["contest_id"]] = Contest(

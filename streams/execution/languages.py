@@ -119,7 +119,7 @@ JAVA17 = Language(
         ".",
         "Main",
     ),
-    judge0_language_id=62,  # Java (OpenJDK 13.0.1) in Judge0 CE
+    judge0_language_id=91,  # Java (JDK 17.0.6) in Judge0 CE
     out_of_memory_markers=(b"java.lang.OutOfMemoryError",),
     address_space_extra_mb=1536,
     # glibc gives every JVM thread its own 64 MB malloc arena; two are plenty and keep

@@ -8,6 +8,7 @@ emit; replaying an event that was already applied changes nothing.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,8 @@ from streams.rules.scoring import (
     grade_mcq,
 )
 from streams.rules.timing import attempt_deadline, is_on_time
+
+CODE_RUN_NAMESPACE = uuid.UUID("9a4f3c1e-7b2d-4e8f-a6c5-3d1b0e9f8a72")
 
 
 class AttemptStatus(StrEnum):
@@ -57,6 +60,14 @@ class ManualGrade(msgspec.Struct, frozen=True):
     graded_at: datetime
 
 
+class CodeResult(msgspec.Struct, frozen=True):
+    """The outcome of running one saved program on its question's hidden tests."""
+
+    request_id: str  # code_request_id of the program and test revision it ran
+    verdict: str
+    score: float
+
+
 class AttemptState(msgspec.Struct):
     attempt_id: str
     contest_id: str
@@ -74,6 +85,7 @@ class AttemptState(msgspec.Struct):
     invalidation_reason: str | None = None
     applied_extensions: list[str] = msgspec.field(default_factory=list)
     manual_grades: dict[str, ManualGrade] = msgspec.field(default_factory=dict)
+    code_results: dict[str, CodeResult] = msgspec.field(default_factory=dict)
     # When each distinct grading (by its basis) first happened, so grading the same
     # inputs again reproduces the same record, time included.
     graded_at_by_basis: dict[str, datetime] = msgspec.field(default_factory=dict)
@@ -202,6 +214,47 @@ def record_manual_grade(state: AttemptState, question_id: str, grade: ManualGrad
     return True
 
 
+def code_request_id(attempt_id: str, question_id: str, answer_event_id: str, revision: int) -> str:
+    """One grading run per saved program and test revision, however often it is asked."""
+    return str(
+        uuid.uuid5(CODE_RUN_NAMESPACE, f"{attempt_id}/{question_id}/{answer_event_id}/r{revision}")
+    )
+
+
+def record_code_result(state: AttemptState, question_id: str, result: CodeResult) -> bool:
+    """Keep a grading run's outcome; a repeat of the same run changes nothing."""
+    if state.code_results.get(question_id) == result:
+        return False
+    state.code_results[question_id] = result
+    return True
+
+
+def _matching_code_result(
+    state: AttemptState, question: QuestionKey, answer: SavedAnswer | None
+) -> CodeResult | None:
+    result = state.code_results.get(question.question_id)
+    if result is None or answer is None:
+        return None
+    wanted = code_request_id(
+        state.attempt_id, question.question_id, answer.event_id, question.revision
+    )
+    return result if result.request_id == wanted else None  # else: an older program or tests
+
+
+def code_runs_needed(
+    state: AttemptState, questions: Mapping[str, QuestionKey]
+) -> list[tuple[QuestionKey, SavedAnswer]]:
+    """The coding answers of a finished attempt still waiting for a grading run."""
+    return [
+        (question, answer)
+        for question in questions.values()
+        if question.kind is QuestionKind.CODING
+        and (answer := state.answers.get(question.question_id)) is not None
+        and answer.text
+        and _matching_code_result(state, question, answer) is None
+    ]
+
+
 def invalidate_attempt(state: AttemptState, reason: str, server_ts: datetime) -> bool:
     if state.status is AttemptStatus.INVALIDATED:
         return False
@@ -229,7 +282,7 @@ class QuestionKey:
 @dataclass(frozen=True)
 class ResponseGrade:
     question_id: str
-    verdict: Verdict
+    verdict: str
     score: float
     max_score: float
     answer: SavedAnswer | None
@@ -247,10 +300,13 @@ class AttemptGrade:
 
 
 def grade_question(
-    question: QuestionKey, answer: SavedAnswer | None, manual: ManualGrade | None = None
+    question: QuestionKey,
+    answer: SavedAnswer | None,
+    manual: ManualGrade | None = None,
+    code: CodeResult | None = None,
 ) -> Grade:
-    """Grade one response: a grader's score when there is one, MCQ at once, other kinds
-    wait for their grader."""
+    """Grade one response: a grader's score when there is one, MCQ at once, code by its
+    run on the hidden tests, subjective answers wait for a grader."""
     if manual is not None:
         return Grade(Verdict.GRADED, round(min(max(manual.score, 0.0), question.max_marks), 6))
     if question.kind in (QuestionKind.MCQ_SINGLE, QuestionKind.MCQ_MULTI):
@@ -263,8 +319,12 @@ def grade_question(
             partial_credit=question.partial_credit,
         )
         return grade_mcq(key, answer.selected_options if answer else None)
-    if answer is None:
+    if answer is None or (question.kind is QuestionKind.CODING and not answer.text):
         return Grade(Verdict.UNANSWERED, 0.0)
+    if question.kind is QuestionKind.CODING:
+        if code is None:
+            return Grade(Verdict.PENDING_EXECUTION, 0.0)
+        return Grade(code.verdict, round(min(max(code.score, 0.0), question.max_marks), 6))
     return Grade(Verdict.PENDING_MANUAL, 0.0)
 
 
@@ -278,8 +338,13 @@ def grade_attempt(state: AttemptState, questions: Mapping[str, QuestionKey]) -> 
     for question_id, question in questions.items():
         answer = state.answers.get(question_id)
         manual = state.manual_grades.get(question_id)
-        grade = grade_question(question, answer, manual)
-        basis = f"r{question.revision}" + (f"/m{manual.event_id}" if manual else "")
+        code = _matching_code_result(state, question, answer)
+        grade = grade_question(question, answer, manual, code)
+        basis = (
+            f"r{question.revision}"
+            + (f"/m{manual.event_id}" if manual else "")
+            + (f"/c{code.request_id}" if code else "")
+        )
         responses.append(
             ResponseGrade(
                 question_id, grade.verdict, grade.score, question.max_marks, answer, basis

@@ -29,6 +29,7 @@ class Verdict(StrEnum):
     UNANSWERED = "unanswered"
     PENDING_MANUAL = "pending_manual"
     GRADED = "graded"  # scored by a grader
+    PENDING_EXECUTION = "pending_execution"  # code waiting for its run on the hidden tests
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class McqKey:
 
 @dataclass(frozen=True)
 class Grade:
-    verdict: Verdict
+    verdict: str  # a Verdict, or a code run's verdict (AC, WA, TLE, …)
     score: float
 
 

@@ -21,28 +21,35 @@ from avro_schemas.topics import ALL_TOPICS
 NOW = datetime(2026, 12, 3, 12, 0, 0, 123000, tzinfo=UTC)
 
 
-def sample_value(schema: dict[str, Any]) -> dict[str, Any]:
+def sample_value(schema: dict[str, Any], named: dict[str, Any] | None = None) -> dict[str, Any]:
     """A value for every field of a record schema, chosen by type."""
-    value: dict[str, Any] = {}
-    for field in schema["fields"]:
-        value[field["name"]] = _sample(field["type"], field["name"])
-    return value
+    named = {} if named is None else named
+    named[schema["name"]] = schema
+    return {
+        field["name"]: _sample(field["type"], field["name"], named) for field in schema["fields"]
+    }
 
 
-def _sample(avro_type: Any, name: str) -> Any:
+def _sample(avro_type: Any, name: str, named: dict[str, Any]) -> Any:
     if isinstance(avro_type, list):
         non_null = [t for t in avro_type if t != "null"]
-        return _sample(non_null[0], name)
+        return _sample(non_null[0], name, named)
     if isinstance(avro_type, dict):
         if avro_type.get("logicalType") == "timestamp-millis":
             return NOW
         if avro_type["type"] == "array":
-            return [_sample(avro_type["items"], name)]
+            return [_sample(avro_type["items"], name, named)]
         if avro_type["type"] == "enum":
+            named[avro_type["name"]] = avro_type
             return avro_type["symbols"][-1]
-        return _sample(avro_type["type"], name)
+        if avro_type["type"] == "record":
+            return sample_value(avro_type, named)
+        return _sample(avro_type["type"], name, named)
+    if avro_type in named:  # a reference to a type defined earlier in the schema
+        return _sample(named[avro_type], name, named)
     return {
         "string": f"{name}-ü-😀",
+        "bytes": b"\xff\x00" + name.encode(),
         "int": 7,
         "long": 2**40,
         "double": 2.5,

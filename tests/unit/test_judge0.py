@@ -339,7 +339,7 @@ async def test_auth_header_is_sent_when_configured(
     )
     assert fake.requests
     assert all(r.headers["X-Auth-Token"] == "s3cret" for r in fake.requests)
-    assert json.loads(fake.posts[0].content)["submissions"][0]["language_id"] == 62
+    assert json.loads(fake.posts[0].content)["submissions"][0]["language_id"] == 91
 
     custom = FakeJudge0()
     await make_runner(custom, auth_header="X-RapidAPI-Key", auth_token="k").execute(
