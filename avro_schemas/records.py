@@ -18,6 +18,7 @@ class Record(StrEnum):
     CODE_EXECUTION_REQUESTED = "io.elevate.execution.CodeExecutionRequested"
     CODE_EXECUTED = "io.elevate.execution.CodeExecuted"
     HEARTBEAT = "io.elevate.proctoring.Heartbeat"
+    PROCTORING_FLAG = "io.elevate.proctoring.ProctoringFlag"
     CONTEST_DEFINITION = "io.elevate.definitions.ContestDefinition"
     QUESTION_DEFINITION = "io.elevate.definitions.QuestionDefinition"
     ANSWER_RECORDED = "io.elevate.grading.AnswerRecorded"

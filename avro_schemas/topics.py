@@ -59,6 +59,9 @@ GRADING_RESULTS = TopicSpec(
 LEADERBOARD_UPDATES = TopicSpec(
     "leaderboard-updates", key="contest_id", partitions=6, records=(Record.LEADERBOARD_UPDATE,)
 )
+PROCTORING_FLAGS = TopicSpec(
+    "proctoring-flags", key="attempt_id", partitions=6, records=(Record.PROCTORING_FLAG,)
+)
 CODE_RUNS = TopicSpec(
     "code-runs",
     key="attempt_id",
@@ -88,6 +91,7 @@ ALL_TOPICS = (
     GRADING_RESULTS,
     LEADERBOARD_UPDATES,
     ATTEMPT_CLOCK,
+    PROCTORING_FLAGS,
     CODE_RUNS,
     CODE_RESULTS,
     DEAD_LETTERS,

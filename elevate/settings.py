@@ -57,6 +57,9 @@ class Settings(BaseSettings):
 
     # Contest rules.
     grace_seconds: int = Field(30, ge=0, alias="GRACE_SECONDS")
+    # Candidates' pages beat this often; this many missed beats is a disconnection.
+    heartbeat_interval_seconds: float = Field(5.0, gt=0, alias="HEARTBEAT_INTERVAL_SECONDS")
+    heartbeats_missed_for_disconnect: int = Field(3, ge=1, alias="HEARTBEATS_MISSED")
     max_answer_bytes: int = Field(64 * 1024, gt=0, alias="MAX_ANSWER_BYTES")
     max_body_bytes: int = Field(256 * 1024, gt=0, alias="MAX_BODY_BYTES")
     # Requests a second (and burst) per attempt and per client address; 0 turns a limit

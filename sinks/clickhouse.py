@@ -28,10 +28,19 @@ from avro_schemas.topics import (
     GRADING_RESULTS,
     HEARTBEATS,
     LEADERBOARD_UPDATES,
+    PROCTORING_FLAGS,
 )
 from sinks.consumer import SinkRecord
 
-TOPICS = (ATTEMPT_EVENTS, HEARTBEATS, GRADING_RESULTS, LEADERBOARD_UPDATES, CODE_RUNS, CODE_RESULTS)
+TOPICS = (
+    ATTEMPT_EVENTS,
+    HEARTBEATS,
+    GRADING_RESULTS,
+    LEADERBOARD_UPDATES,
+    CODE_RUNS,
+    CODE_RESULTS,
+    PROCTORING_FLAGS,
+)
 
 SCHEMA = (
     """
@@ -76,6 +85,19 @@ SCHEMA = (
         late_saves       UInt32,
         graded_at        DateTime64(3, 'UTC')
     ) ENGINE = ReplacingMergeTree(graded_at)
+    ORDER BY (contest_id, attempt_id)
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS proctoring_flags (
+        contest_id           String,
+        attempt_id           String,
+        connection           LowCardinality(String),
+        risk_score           UInt8,
+        reasons              Array(String),
+        blur_count           UInt32,
+        disconnections       UInt32,
+        server_ts            DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree(server_ts)
     ORDER BY (contest_id, attempt_id)
     """,
 )
@@ -156,10 +178,27 @@ def rows_for(record: SinkRecord) -> dict[str, list[list[Any]]]:
         rows["responses"] = [[v[c] for c in RESPONSE_COLUMNS]]
     elif record.name == Record.ATTEMPT_SCORED:
         rows["attempt_scores"] = [[v[c] for c in SCORE_COLUMNS]]
+    elif record.name == Record.PROCTORING_FLAG:
+        rows["proctoring_flags"] = [[v[c] for c in FLAG_COLUMNS]]
     return rows
 
 
-COLUMNS = {"events": EVENT_COLUMNS, "responses": RESPONSE_COLUMNS, "attempt_scores": SCORE_COLUMNS}
+FLAG_COLUMNS = (
+    "contest_id",
+    "attempt_id",
+    "connection",
+    "risk_score",
+    "reasons",
+    "blur_count",
+    "disconnections",
+    "server_ts",
+)
+COLUMNS = {
+    "events": EVENT_COLUMNS,
+    "responses": RESPONSE_COLUMNS,
+    "attempt_scores": SCORE_COLUMNS,
+    "proctoring_flags": FLAG_COLUMNS,
+}
 
 
 class ClickHouse:

@@ -16,10 +16,16 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from avro_schemas.records import Record
-from avro_schemas.topics import ATTEMPT_EVENTS, CODE_RESULTS, GRADING_RESULTS, LEADERBOARD_UPDATES
+from avro_schemas.topics import (
+    ATTEMPT_EVENTS,
+    CODE_RESULTS,
+    GRADING_RESULTS,
+    LEADERBOARD_UPDATES,
+    PROCTORING_FLAGS,
+)
 from sinks.consumer import SinkRecord
 
-TOPICS = (ATTEMPT_EVENTS, GRADING_RESULTS, LEADERBOARD_UPDATES, CODE_RESULTS)
+TOPICS = (ATTEMPT_EVENTS, GRADING_RESULTS, LEADERBOARD_UPDATES, CODE_RESULTS, PROCTORING_FLAGS)
 PARTICIPANT_NAMESPACE = uuid.UUID("2c7e4b8a-1f3d-4e6a-9b5c-7d8e9f0a1b2c")
 
 
@@ -114,6 +120,24 @@ ON CONFLICT (event_id) DO NOTHING
 """
 
 
+UPSERT_PROCTORING = """
+INSERT INTO proctoring (attempt_id, contest_id, connection, risk_score, reasons, blur_count,
+                        blurred_seconds, disconnections, disconnected_seconds, ips,
+                        user_agents, last_beat_at, updated_at)
+VALUES (%(attempt_id)s, %(contest_id)s, %(connection)s, %(risk_score)s, %(reasons)s,
+        %(blur_count)s, %(blurred_seconds)s, %(disconnections)s, %(disconnected_seconds)s,
+        %(ips)s, %(user_agents)s, %(last_beat_at)s, %(server_ts)s)
+ON CONFLICT (attempt_id) DO UPDATE SET
+    connection = excluded.connection, risk_score = excluded.risk_score,
+    reasons = excluded.reasons, blur_count = excluded.blur_count,
+    blurred_seconds = excluded.blurred_seconds, disconnections = excluded.disconnections,
+    disconnected_seconds = excluded.disconnected_seconds, ips = excluded.ips,
+    user_agents = excluded.user_agents, last_beat_at = excluded.last_beat_at,
+    updated_at = excluded.updated_at
+WHERE proctoring.updated_at <= excluded.updated_at
+"""
+
+
 def _test_rows(tests: list[dict[str, Any]]) -> Jsonb:
     """Per-test verdict, time and memory; output as text only as far as it decodes."""
     return Jsonb(
@@ -170,6 +194,9 @@ def statements_for(record: SinkRecord) -> list[tuple[str, dict[str, Any]]]:
         return [(UPSERT_RESPONSE, row), (INSERT_GRADING_RESULT, row)]
     if record.name == Record.LEADERBOARD_UPDATE:
         return [(UPSERT_LEADERBOARD, v)]
+    if record.name == Record.PROCTORING_FLAG:
+        row = {**v, **{k: Jsonb(v[k]) for k in ("reasons", "ips", "user_agents")}}
+        return [(UPSERT_PROCTORING, row)]
     if record.name == Record.CODE_EXECUTED:
         return [(INSERT_CODE_EXECUTION, {**v, "tests": _test_rows(v["tests"])})]
     return []

@@ -90,6 +90,7 @@ def isolated_env(service_settings: Settings, dsn: str, home: Path) -> dict[str, 
         "SECRET_KEY": TEST_SECRET,
         "GRACE_SECONDS": str(TEST_GRACE_SECONDS),
         "SINK_FLUSH_SECONDS": "0.2",
+        "HEARTBEAT_INTERVAL_SECONDS": "1",
         # `run all` numbers its processes' metrics ports from here.
         "METRICS_PORT": str(free_port_range(6)),
     }

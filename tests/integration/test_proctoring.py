@@ -1,0 +1,49 @@
+"""Heartbeats to a live status and a risk score in Postgres, and a candidate who stops
+beating is reported disconnected."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import CandidateSession, PublishContest, eventually
+
+pytestmark = pytest.mark.integration
+
+Query = Callable[..., Awaitable[list[dict[str, Any]]]]
+
+
+async def test_blur_a_second_browser_and_silence_show_up_for_the_admin(
+    publish_contest: PublishContest, candidate: Callable[[str], CandidateSession], query: Query
+) -> None:
+    contest = await publish_contest()
+    person = candidate(contest["id"])
+    await person.start()
+    path = f"/api/v1/attempt/{person.attempt_id}/heartbeat"
+    for kind, agent in (
+        ("heartbeat", "Firefox"),
+        ("blur", "Firefox"),
+        ("focus", "Firefox"),
+        ("heartbeat", "Chrome"),
+    ):
+        reply = await person.client.post(
+            path, json={"kind": kind}, headers={**person.auth, "User-Agent": agent}
+        )
+        assert reply.status_code == 202, reply.text
+
+    async def flagged() -> list[dict[str, Any]]:
+        return await query(
+            "SELECT connection, risk_score, reasons, blur_count, user_agents FROM proctoring "
+            "WHERE attempt_id = %s AND connection = 'disconnected'",
+            person.attempt_id,
+        )
+
+    # The test pipeline beats every second and counts three missed beats as a disconnect.
+    rows = await eventually(flagged, seconds=30, what="the disconnection flag")
+    row = rows[0]
+    assert row["blur_count"] == 1
+    assert row["user_agents"] == ["Firefox", "Chrome"]
+    assert row["risk_score"] >= 4 + 10
+    assert "2 browsers" in row["reasons"]
