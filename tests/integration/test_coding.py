@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from avro_schemas.codec import encode
 from avro_schemas.records import Record
 from avro_schemas.topics import DEFINITIONS
+from elevate.settings import Settings
 from streams.rules.timing import server_now
 from tests.conftest import RunningPipeline
 from tests.integration.conftest import CandidateSession, eventually
@@ -38,7 +39,8 @@ def case(
     }
 
 
-async def publish_coding_contest(pipeline: RunningPipeline) -> tuple[str, str]:
+async def publish_coding_contest(settings: Settings) -> tuple[str, str]:
+    """A contest with one coding question, published straight to the definitions topic."""
     contest_id, question_id = str(uuid.uuid4()), str(uuid.uuid4())
     now = server_now()
     question = {
@@ -78,10 +80,10 @@ async def publish_coding_contest(pipeline: RunningPipeline) -> tuple[str, str]:
         "published_at": now,
         "revision": 1,
     }
-    producer = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await producer.start()
     try:
-        topic = DEFINITIONS.name(pipeline.settings.topic_prefix)
+        topic = DEFINITIONS.name(settings.topic_prefix)
         await producer.send_and_wait(
             topic, encode(Record.QUESTION_DEFINITION, question), key=question_id.encode()
         )
@@ -113,7 +115,7 @@ async def run_code(person: CandidateSession, body: dict[str, Any]) -> dict[str, 
 async def test_run_code_then_grade_on_submit_with_subtasks(
     pipeline: RunningPipeline, ingest: httpx.AsyncClient, query: Query
 ) -> None:
-    contest_id, question_id = await publish_coding_contest(pipeline)
+    contest_id, question_id = await publish_coding_contest(pipeline.settings)
     person = CandidateSession(ingest, contest_id, f"coder-{uuid.uuid4().hex[:6]}@example.org")
     for _ in range(50):
         probe = await ingest.post(f"/api/v1/contest/{contest_id}/start", content=b"{")

@@ -299,3 +299,62 @@ async def test_killing_the_worker_and_the_sink_mid_burst_loses_and_duplicates_no
             wrong.append((attempt["attempt_id"], total, expected, counted_saves))
     assert not wrong, wrong[:5]
     assert os.environ.get("PYTEST_XDIST_WORKER") is None  # runs alone: it owns its processes
+
+
+async def test_a_slow_run_in_flight_when_the_worker_dies_runs_again_after_restart(
+    roles: Roles,
+) -> None:
+    """The code runner works on several requests at once; a fast one finishing after a
+    slow one started must not let the slow one's offset be committed unprocessed."""
+    from tests.integration.conftest import CandidateSession
+    from tests.integration.test_coding import publish_coding_contest
+
+    settings = Settings.model_validate(roles.env)
+    ingest_url = f"http://127.0.0.1:{roles.env['INGEST_PORT']}"
+    await _ready(f"{ingest_url}/readyz", roles)
+    contest_id, question_id = await publish_coding_contest(settings)
+    async with httpx.AsyncClient(base_url=ingest_url, timeout=30) as ingest:
+        for _ in range(100):
+            probe = await ingest.post(f"/api/v1/contest/{contest_id}/start", content=b"{")
+            if probe.status_code != 404:
+                break
+            await asyncio.sleep(0.1)
+        person = CandidateSession(ingest, contest_id, "slow@example.org")
+        await person.start()
+
+        async def execute(source: str) -> str:
+            reply = await ingest.post(
+                f"/api/v1/attempt/{person.attempt_id}/code/execute",
+                json={"question_id": question_id, "language": "python3", "source": source},
+                headers=person.auth,
+            )
+            assert reply.status_code == 202, reply.text
+            job: str = reply.json()["job_id"]
+            return job
+
+        slow = await execute("import time\ntime.sleep(3)\nprint(3)\n")
+        fast = [await execute("print(3)\n") for _ in range(4)]
+
+        async def done(job: str) -> bool:
+            reply = await ingest.get(
+                f"/api/v1/attempt/{person.attempt_id}/code/result/{job}", headers=person.auth
+            )
+            return reply.status_code == 200
+
+        for _ in range(100):  # the fast runs overtake the slow one
+            if await done(fast[-1]):
+                break
+            await asyncio.sleep(0.1)
+        assert not await done(slow)
+        roles.kill("streams")  # while the slow run is still in flight
+        await asyncio.sleep(1)
+        roles.start("streams")
+        for _ in range(600):
+            if await done(slow) and all([await done(job) for job in fast]):
+                break
+            await asyncio.sleep(0.25)
+        reply = await ingest.get(
+            f"/api/v1/attempt/{person.attempt_id}/code/result/{slow}", headers=person.auth
+        )
+        assert reply.status_code == 200, "the slow run was committed but never processed"
+        assert reply.json()["verdict"] == "AC"
