@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import msgspec
@@ -38,6 +38,22 @@ log = logging.getLogger(__name__)
 # Attempt ids are derived from (contest, email): starting again resumes the same attempt.
 ATTEMPT_NAMESPACE = uuid.UUID("6f1c8a52-4d0e-4f57-9a36-0c1f4e2b9d11")
 TOKEN_VALID_AFTER_CONTEST = timedelta(hours=1)
+# The client's clock is recorded, never trusted, but it must fit the wire's timestamps.
+CLIENT_TIME_RANGE = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+# Browsers send a few hundred characters; anything longer is cut, never stored whole.
+MAX_USER_AGENT = 256
+
+
+def _no_nul(value: str | None, field: str) -> None:
+    """Postgres text cannot hold NUL: refuse it here rather than lose the event later."""
+    if value is not None and "\x00" in value:
+        raise IngestError(422, f"{field} contains a NUL character", field)
+
+
+def _user_agent(value: str | None) -> str | None:
+    return value[:MAX_USER_AGENT].replace("\x00", "") if value else None
+
+
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -173,6 +189,8 @@ class IngestService:
         return contest
 
     def _envelope(self, claims: AttemptClaims, client_ts: datetime | None) -> dict[str, Any]:
+        if client_ts is not None and not CLIENT_TIME_RANGE[0] <= client_ts <= CLIENT_TIME_RANGE[1]:
+            raise IngestError(422, "client_ts is out of range (years 2000 to 2100)", "client_ts")
         return {
             "event_id": str(uuid.uuid4()),
             "attempt_id": claims.attempt_id,
@@ -190,6 +208,10 @@ class IngestService:
         request = _decode_body(body, StartBody, self.settings.max_body_bytes)
         if not EMAIL_SHAPE.match(request.email.strip()):
             raise IngestError(422, "email is not a valid address", "email")
+        _no_nul(request.email, "email")
+        _no_nul(request.name, "name")
+        if not request.name.strip():
+            raise IngestError(422, "name is blank", "name")
         now = server_now()
         if not contest_is_open(now, contest.start_at, contest.end_at):
             when = "opens" if now < contest.start_at else "closed"
@@ -209,7 +231,7 @@ class IngestService:
             participant_email=request.email.strip(),
             participant_name=request.name.strip(),
             ip=ip,
-            user_agent=user_agent,
+            user_agent=_user_agent(user_agent),
         )
         await self._produce(self._attempt_topic, Record.ATTEMPT_STARTED, claims.attempt_id, event)
         deadline = (
@@ -268,6 +290,13 @@ class IngestService:
         ):
             allowed = ", ".join(question.languages)
             raise IngestError(422, f"language must be one of: {allowed}", "language")
+        _no_nul(request.text, "text")
+        if (
+            question is not None
+            and question.kind in (QuestionKind.MCQ_SINGLE, QuestionKind.MCQ_MULTI)
+            and (request.text is not None or request.language is not None)
+        ):
+            raise IngestError(422, "an MCQ answer is selected_options only", "text")
         if request.text is not None and len(request.text.encode()) > self.settings.max_answer_bytes:
             raise IngestError(
                 413, f"answer text is over the {self.settings.max_answer_bytes}-byte limit", "text"
@@ -292,6 +321,12 @@ class IngestService:
         claims = self._authorize(attempt_id, authorization)
         request = _decode_body(body, SubmitBody, self.settings.max_body_bytes)
         clock = self.clocks.get(attempt_id)
+        if clock is not None and clock.status == "expired":
+            raise IngestError(
+                409,
+                f"the attempt expired at its deadline {clock.deadline.isoformat()}; the "
+                "answers saved by then are kept and graded",
+            )
         if (
             clock is not None
             and not clock.is_finished
@@ -326,6 +361,7 @@ class IngestService:
             allowed = ", ".join(question.languages)
             raise IngestError(422, f"language must be one of: {allowed}", "language")
         limit = self.settings.max_answer_bytes
+        _no_nul(request.source, "source")
         if len(request.source.encode()) > limit:
             raise IngestError(413, f"source is over the {limit}-byte limit", "source")
         custom = request.custom_input.encode() if request.custom_input is not None else None
@@ -398,6 +434,6 @@ class IngestService:
         claims = self._authorize(attempt_id, authorization)
         request = _decode_body(body, HeartbeatBody, self.settings.max_body_bytes)
         event = self._envelope(claims, request.client_ts)
-        event.update(kind=request.kind, ip=ip, user_agent=user_agent)
+        event.update(kind=request.kind, ip=ip, user_agent=_user_agent(user_agent))
         await self._produce(self._heartbeat_topic, Record.HEARTBEAT, attempt_id, event)
         return Accepted(event["event_id"], event["server_ts"])

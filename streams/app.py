@@ -32,6 +32,9 @@ from streams.definitions import DefinitionsView, follow_definitions
 log = logging.getLogger(__name__)
 
 settings = get_settings()
+# Table state messages may exceed Kafka's 1 MB default (an attempt with many long
+# answers); the producer and the changelog topics allow this much.
+STATE_MESSAGE_BYTES = 32 * 1024 * 1024
 
 app = faust.App(
     f"{settings.topic_prefix}streams",
@@ -53,6 +56,7 @@ app = faust.App(
     broker_session_timeout=10.0,
     broker_heartbeat_interval=3.0,
     consumer_group_instance_id=settings.streams_instance_id or None,
+    producer_max_request_size=STATE_MESSAGE_BYTES,
     stream_wait_empty=False,
 )
 

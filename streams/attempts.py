@@ -18,6 +18,7 @@ from avro_schemas.codec import DecodeError, decode, encode
 from avro_schemas.records import Record
 from elevate.observability import ACTIVE_ATTEMPTS, EVENTS_CONSUMED
 from streams.app import (
+    STATE_MESSAGE_BYTES,
     app,
     attempt_clock_topic,
     attempt_events_topic,
@@ -35,7 +36,8 @@ from streams.rules.timing import is_on_time, server_now
 log = logging.getLogger(__name__)
 
 RESULT_NAMESPACE = uuid.UUID("0b6f5f0e-0d3c-4a55-8f3e-5d7f0b8e2c41")
-DEFINITION_WAIT_SECONDS = 10.0
+# Ingest may accept a start a moment before this worker sees the contest's definition.
+DEFINITION_WAIT_SECONDS = 2.0
 EXPIRY_SWEEP_SECONDS = 1.0
 EXPIRY_RESEND_SECONDS = 30.0
 
@@ -45,6 +47,8 @@ attempts_table = app.Table(
     key_type=bytes,
     value_type=bytes,
     partitions=attempt_events_topic.partitions,
+    # An attempt's state holds its answers: up to MAX_ANSWER_BYTES for each question.
+    extra_topic_configs={"max.message.bytes": str(STATE_MESSAGE_BYTES)},
 )
 
 # Attempts whose expiry event was sent recently, so the sweep does not resend each second.

@@ -91,6 +91,8 @@ async def watch_heartbeats(stream: StreamT[bytes]) -> None:
                 raise ValueError(f"{decoded.name} does not belong on the heartbeats topic")
             beat = decoded.value
             key = beat["attempt_id"].encode()
+            if event.key != key:
+                raise ValueError("message key is not the event's attempt_id")
             stored = proctoring_table.get(key)
             state = (
                 _decoder.decode(stored)

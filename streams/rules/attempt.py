@@ -163,8 +163,8 @@ def record_save(
         return SaveStatus.LATE
     if state.is_finished:
         return SaveStatus.AFTER_SUBMIT
-    if previous is not None and previous.client_seq >= answer.client_seq:
-        return SaveStatus.SUPERSEDED
+    if previous is not None and previous.client_seq > answer.client_seq:
+        return SaveStatus.SUPERSEDED  # equal sequence numbers: the later save wins
     state.answers[question_id] = answer
     state.counted_saves += 1
     return SaveStatus.COUNTED

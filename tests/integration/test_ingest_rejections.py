@@ -36,6 +36,11 @@ async def test_start_rejections(publish_contest: PublishContest, ingest: httpx.A
     extra = await ingest.post(path, json={"email": "a@b.org", "name": "A", "admin": True})
     assert extra.status_code == 422 and extra.json()["field"] == "admin"
 
+    nul = await ingest.post(path, json={"email": "n@b.org", "name": "Eve\u0000Evil"})
+    assert nul.status_code == 422 and nul.json()["field"] == "name"
+    blank = await ingest.post(path, json={"email": "n@b.org", "name": "   "})
+    assert blank.status_code == 422 and blank.json()["field"] == "name"
+
     later = await publish_contest(opens_in=timedelta(hours=1))
     closed = await ingest.post(
         f"/api/v1/contest/{later['id']}/start", json={"email": "a@b.org", "name": "A"}
@@ -85,6 +90,14 @@ async def test_save_rejections(
         headers={**person.auth, "Content-Type": "application/json"},
     )
     assert huge.status_code == 413
+
+    for bad_time in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"):
+        far = await ingest.post(path, json={**body, "client_ts": bad_time}, headers=person.auth)
+        assert far.status_code == 422 and far.json()["field"] == "client_ts"
+    text_on_mcq = await ingest.post(path, json={**body, "text": "x"}, headers=person.auth)
+    assert (
+        text_on_mcq.status_code == 422 and "selected_options only" in text_on_mcq.json()["detail"]
+    )
 
     ok = await ingest.post(path, json=body, headers=person.auth)
     assert ok.status_code == 202 and set(ok.json()) == {"event_id", "server_ts"}

@@ -237,3 +237,34 @@ async def test_a_corrupt_message_is_dead_lettered_and_the_stream_goes_on(
     assert headers["source_topic"] == ATTEMPT_EVENTS.name(pipeline.settings.topic_prefix)
     assert headers["source_partition"] == str(sent.partition)
     assert headers["source_offset"] == str(sent.offset)
+
+
+async def test_long_answers_to_many_questions_do_not_overflow_the_attempt_state(
+    publish_contest: PublishContest,
+    candidate: NewCandidate,
+    query: Query,
+) -> None:
+    essay = {
+        "type": "subjective",
+        "content": {"question": "Explain consistency models."},
+        "scoring": {"max_marks": 5},
+    }
+    contest = await publish_contest(questions=[essay] * 18)
+    person = candidate(contest["id"])
+    await person.start()
+    long_text = "x" * 65_000  # just under the 64 KiB answer limit: 1.2 MB of answers
+    for seq, question in enumerate(question_ids(contest), start=1):
+        reply = await person.client.post(
+            f"/api/v1/attempt/{person.attempt_id}/save",
+            json={"question_id": question, "client_seq": seq, "text": long_text},
+            headers=person.auth,
+        )
+        assert reply.status_code == 202, reply.text
+    assert (await person.submit()).status_code == 202
+    attempt = await finished_attempt(query, person.attempt_id)
+    assert attempt["status"] == "submitted" and attempt["counted_saves"] == 18
+    pending = await query(
+        "SELECT count(*) AS n FROM responses WHERE attempt_id = %s AND verdict = 'pending_manual'",
+        person.attempt_id,
+    )
+    assert pending == [{"n": 18}]

@@ -47,3 +47,40 @@ async def test_blur_a_second_browser_and_silence_show_up_for_the_admin(
     assert row["user_agents"] == ["Firefox", "Chrome"]
     assert row["risk_score"] >= 4 + 10
     assert "2 browsers" in row["reasons"]
+
+
+async def test_huge_user_agents_are_cut_and_the_stream_survives(
+    publish_contest: PublishContest, candidate: Callable[[str], CandidateSession], query: Query
+) -> None:
+    contest = await publish_contest()
+    person = candidate(contest["id"])
+    await person.start()
+    for n in range(25):  # 25 browsers of 60 KB each once crashed the worker
+        reply = await person.client.post(
+            f"/api/v1/attempt/{person.attempt_id}/heartbeat",
+            json={},
+            headers={**person.auth, "User-Agent": f"{n}" + "A" * 60_000},
+        )
+        assert reply.status_code == 202
+
+    async def stored() -> list[dict[str, Any]]:
+        return await query(
+            "SELECT user_agents FROM proctoring WHERE attempt_id = %s "
+            "AND jsonb_array_length(user_agents) = 20",
+            person.attempt_id,
+        )
+
+    rows = await eventually(stored, what="the proctoring row")
+    assert max(len(agent) for agent in rows[0]["user_agents"]) <= 256
+    other = candidate(contest["id"])  # the worker still processes everyone else
+    await other.start()
+    assert (await other.save(contest["questions"][0]["id"], 1, [1])).status_code == 202
+    assert (await other.submit()).status_code == 202
+
+    async def graded() -> list[dict[str, Any]]:
+        return await query(
+            "SELECT total_score FROM attempts WHERE id = %s AND finished_at IS NOT NULL",
+            other.attempt_id,
+        )
+
+    assert (await eventually(graded, what="the next attempt graded"))[0]["total_score"] == 4.0

@@ -117,6 +117,8 @@ async def test_a_submit_past_deadline_and_grace_is_refused_and_one_inside_grace_
     statuses = await eventually(both, what="both attempts to finish")
     assert statuses == {late.attempt_id: "expired", in_grace.attempt_id: "submitted"}
     assert (await clock_of(late))["status"] == "expired"
+    after_expiry = await late.submit()  # the clock now says expired: refused, with why
+    assert after_expiry.status_code == 409 and "expired" in after_expiry.json()["detail"]
 
 
 async def test_autosave_racing_submit_never_fails_and_never_loses_an_answer(

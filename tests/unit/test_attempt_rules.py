@@ -181,3 +181,10 @@ def test_the_same_inputs_grade_to_the_same_basis_and_a_key_change_to_another() -
     assert regraded.basis != first.basis
     assert (first.total_score, regraded.total_score) == (0, 4)
     assert regraded.score_changed_at == T0 + timedelta(minutes=1)  # the original save's time
+
+
+def test_of_two_saves_with_the_same_sequence_the_later_wins() -> None:
+    state = started()
+    rules.record_save(state, "q1", save("e1", 4, 1, [0]), GRACE)
+    assert rules.record_save(state, "q1", save("e2", 4, 2, [1]), GRACE) is SaveStatus.COUNTED
+    assert state.answers["q1"].selected_options == [1]
