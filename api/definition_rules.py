@@ -12,10 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from api.schemas import CodingSpec
 from streams.rules.scoring import QuestionKind
 
 MCQ_KINDS = frozenset({QuestionKind.MCQ_SINGLE, QuestionKind.MCQ_MULTI})
 MIN_MCQ_OPTIONS = 2
+# Graders read rubrics; coding answers are graded by hand until a judge scores them.
+RUBRIC_KINDS = frozenset({QuestionKind.SUBJECTIVE, QuestionKind.CODING})
+# The tests of one question live in a jsonb cell and travel to the judge whole.
+MAX_CODING_TEST_BYTES = 16 * 1024 * 1024
+CODING_LOC = ("content", "coding")
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,92 @@ def answer_key_problems(
                 f" (0..{len(options) - 1} for {len(options)} options)"
                 if options
                 else f"correct answer index {out_of_range} given but there are no options",
+            )
+        )
+    return problems
+
+
+def question_detail_problems(
+    kind: QuestionKind, rubric: str | None, coding: CodingSpec | None
+) -> list[FieldProblem]:
+    """Why the kind-specific parts do not fit the kind: coding details belong to (and
+    are needed by) coding questions only, and MCQs have no rubric."""
+    problems: list[FieldProblem] = []
+    if rubric is not None and kind not in RUBRIC_KINDS:
+        problems.append(
+            FieldProblem(
+                ("content", "rubric"),
+                f"a rubric is only for subjective and coding questions, not {kind}",
+            )
+        )
+    if kind == QuestionKind.CODING:
+        if coding is None:
+            problems.append(
+                FieldProblem(
+                    CODING_LOC,
+                    "a coding question needs content.coding (languages, hidden_tests, ...)",
+                )
+            )
+        else:
+            problems += coding_problems(coding)
+    elif coding is not None:
+        problems.append(
+            FieldProblem(CODING_LOC, f"coding details are only for coding questions, not {kind}")
+        )
+    return problems
+
+
+def coding_problems(spec: CodingSpec) -> list[FieldProblem]:
+    """Why a coding question cannot be judged as specified.
+
+    Types and ranges (languages among python3/cpp17/java17, weights above zero) are
+    checked when the body is parsed; this checks what spans several fields.
+    """
+    problems: list[FieldProblem] = []
+    repeated_languages = sorted(lang for lang, n in Counter(spec.languages).items() if n > 1)
+    if repeated_languages:
+        problems.append(
+            FieldProblem(
+                (*CODING_LOC, "languages"), f"languages must differ; repeated: {repeated_languages}"
+            )
+        )
+    if not spec.hidden_tests:
+        problems.append(
+            FieldProblem((*CODING_LOC, "hidden_tests"), "a coding question needs a hidden test")
+        )
+    names = [subtask.name for subtask in spec.subtasks]
+    repeated_names = sorted(name for name, n in Counter(names).items() if n > 1)
+    if repeated_names:
+        problems.append(
+            FieldProblem(
+                (*CODING_LOC, "subtasks"), f"subtask names must differ; repeated: {repeated_names}"
+            )
+        )
+    declared = set(names)
+    for index, test in enumerate(spec.hidden_tests):
+        where = (*CODING_LOC, "hidden_tests", index, "subtask")
+        if test.subtask is None and declared:
+            problems.append(
+                FieldProblem(where, "with subtasks declared, every hidden test needs one")
+            )
+        elif test.subtask is not None and test.subtask not in declared:
+            problems.append(
+                FieldProblem(where, f"subtask {test.subtask!r} is not in subtasks {sorted(names)}")
+            )
+    used = {test.subtask for test in spec.hidden_tests}
+    empty = [name for name in names if name not in used]
+    if empty:
+        problems.append(
+            FieldProblem((*CODING_LOC, "subtasks"), f"subtasks without hidden tests: {empty}")
+        )
+    size = sum(len(t.input.encode()) + len(t.output.encode()) for t in spec.sample_tests) + sum(
+        len(t.input.encode()) + len(t.output.encode()) for t in spec.hidden_tests
+    )
+    if size > MAX_CODING_TEST_BYTES:
+        problems.append(
+            FieldProblem(
+                (*CODING_LOC, "hidden_tests"),
+                f"tests take {size} bytes; at most {MAX_CODING_TEST_BYTES} are allowed",
             )
         )
     return problems

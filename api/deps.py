@@ -94,7 +94,8 @@ CurrentAdmin = Annotated[AdminUser, Depends(current_admin)]
 
 
 async def require_admin(admin: CurrentAdmin) -> AdminUser:
-    """The caller, who must have the admin role (graders only read): 403 otherwise."""
+    """The caller, who must have the admin role: 403 otherwise. Graders may only grade
+    (`api.routes.grading`); every other route is for admins."""
     if admin.role != "admin":
         raise forbidden(f"this needs the admin role; {admin.username} is a {admin.role}")
     return admin

@@ -52,6 +52,20 @@ def forbidden(message: str) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, message)
 
 
+# The OpenAPI entry of routes that send a record to Kafka inside their transaction.
+KAFKA_DOWN: dict[int | str, dict[str, Any]] = {
+    503: {"description": "Kafka did not take the record; nothing was changed, retry"}
+}
+
+
+def kafka_unavailable(what: str, exc: Exception) -> HTTPException:
+    """A 503 for a record Kafka did not take, with the transaction rolled back."""
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        f"{what} could not be sent to Kafka ({type(exc).__name__}); nothing was changed, retry",
+    )
+
+
 def draft_only(contest_id: uuid.UUID) -> HTTPException:
     """A 409 for editing a published contest or its questions."""
     return conflict(

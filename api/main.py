@@ -13,7 +13,19 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from api.errors import request_validation_handler
-from api.routes import analytics, auth, contests, health, questions, results
+from api.routes import (
+    analytics,
+    attempts,
+    auth,
+    contests,
+    dead_letters,
+    grading,
+    health,
+    participants,
+    question_uploads,
+    questions,
+    results,
+)
 from elevate.kafka import create_producer, ensure_topics
 from elevate.observability import RequestMetrics
 from elevate.settings import Settings
@@ -63,7 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(
         title="Elevate admin API",
-        summary="Contests, questions, publishing and results.",
+        summary="Contests, questions, publishing, monitoring, grading and results.",
         version="1",
         lifespan=lifespan,
         docs_url="/api/docs",
@@ -74,7 +86,20 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.add_exception_handler(RequestValidationError, request_validation_handler)
-    for module in (auth, contests, questions, results, analytics):
+    routers = (
+        auth,
+        contests,
+        # Before `questions`, whose /{question_id}/ routes would otherwise be tried first.
+        question_uploads,
+        questions,
+        participants,
+        attempts,
+        grading,
+        results,
+        analytics,
+        dead_letters,
+    )
+    for module in routers:
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.add_middleware(RequestMetrics, role="api")

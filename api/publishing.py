@@ -38,6 +38,42 @@ def question_order(question: Row) -> tuple[int, Any, str]:
     return (int(question["position"]), question["created_at"], str(question["id"]))
 
 
+def coding_fields(details: Mapping[str, Any] | None) -> dict[str, object]:
+    """The QuestionDefinition fields of a coding question's `details` (a CodingSpec):
+    languages, limits, comparison, and the tests as bytes with stable ids."""
+    if not details:
+        return {}
+    comparison = details.get("comparison") or {"mode": "trim"}
+    return {
+        "languages": list(details["languages"]),
+        "time_limit_ms": int(details["time_limit_ms"]),
+        "memory_limit_mb": int(details["memory_limit_mb"]),
+        "compare_mode": comparison["mode"],
+        "abs_tolerance": float(comparison.get("abs_tol", 1e-6)),
+        "rel_tolerance": float(comparison.get("rel_tol", 1e-6)),
+        "sample_tests": [
+            {
+                "test_id": f"sample-{n}",
+                "input": t["input"].encode(),
+                "expected": t["output"].encode(),
+                "weight": 1.0,
+                "subtask": None,
+            }
+            for n, t in enumerate(details.get("sample_tests", []), start=1)
+        ],
+        "hidden_tests": [
+            {
+                "test_id": f"test-{n}",
+                "input": t["input"].encode(),
+                "expected": t["output"].encode(),
+                "weight": float(t.get("weight", 1.0)),
+                "subtask": t.get("subtask"),
+            }
+            for n, t in enumerate(details["hidden_tests"], start=1)
+        ],
+    }
+
+
 def question_definition(question: Row) -> dict[str, object]:
     """The QuestionDefinition fields of a `questions` row."""
     return {
@@ -52,6 +88,8 @@ def question_definition(question: Row) -> dict[str, object]:
         "partial_credit": bool(question["partial_credit"]),
         "position": int(question["position"]),
         "revision": int(question["revision"]),
+        "rubric": question.get("rubric") or "",
+        **coding_fields(question.get("details") if question["kind"] == "coding" else None),
     }
 
 

@@ -17,7 +17,7 @@ CONTEST_COLUMNS = (
 )
 QUESTION_COLUMNS = (
     "id, contest_id, kind, prompt, options, correct_options, max_marks, negative_marks,"
-    " partial_credit, position, revision, created_at, updated_at"
+    " partial_credit, position, revision, rubric, details, external_id, created_at, updated_at"
 )
 # The order questions are shown and published in; `api.publishing.question_order` is
 # the same order in Python.

@@ -1,11 +1,16 @@
-"""Admin credentials: argon2 password hashes and short-lived HS256 access tokens.
+"""Admin credentials: argon2 password hashes, short-lived HS256 access tokens and
+opaque refresh tokens.
 
 Access tokens carry `typ = "admin_access"` so that no other token signed with the same
-secret (attempt tokens, a later refresh token) is ever accepted as an admin credential.
+secret (attempt tokens) is ever accepted as an admin credential. Refresh tokens are
+random strings, not JWTs: the server must look each up anyway (it works once), and
+only their sha256 is stored (`api.refresh_tokens`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,6 +25,7 @@ from elevate.settings import Settings
 
 ACCESS_TOKEN_TYPE = "admin_access"
 ALGORITHM = "HS256"
+REFRESH_TOKEN_BYTES = 32
 
 Role = Literal["admin", "grader"]
 ROLES: tuple[Role, ...] = ("admin", "grader")
@@ -122,3 +128,17 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
         role=role,
         expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
     )
+
+
+def new_refresh_token() -> str:
+    """A fresh refresh token: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+
+
+def refresh_token_hash(token: str) -> str:
+    """The stored form of a refresh token: its sha256, in hex.
+
+    A fast hash suffices (unlike passwords): the token has 256 random bits, so a leaked
+    hash cannot be reversed by guessing.
+    """
+    return hashlib.sha256(token.encode()).hexdigest()

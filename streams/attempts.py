@@ -254,6 +254,11 @@ async def apply_event(
         if state.is_finished:
             await emit_grades(state)
     elif name == Record.REGRADE_REQUESTED:
+        question_id, revision = value["question_id"], value["revision"]
+        if question_id and not await definitions.wait_for_revision(
+            question_id, revision, DEFINITION_WAIT_SECONDS * 5
+        ):
+            raise Unprocessable(f"question {question_id} revision {revision} is not defined")
         if state.is_finished:
             await emit_grades(state)
     elif name == Record.CODE_EXECUTED:

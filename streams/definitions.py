@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -145,16 +146,30 @@ class DefinitionsView:
         async with self._changed:
             self._changed.notify_all()
 
-    async def wait_for_contest(self, contest_id: str, seconds: float) -> Contest | None:
-        """The contest, waiting briefly for a definition that may still be on its way."""
-        if contest_id in self.contests:
-            return self.contests[contest_id]
+    async def wait_until(self, condition: Callable[[], bool], seconds: float) -> bool:
+        """Wait briefly for definitions that may still be on their way."""
+        if condition():
+            return True
         try:
             async with asyncio.timeout(seconds), self._changed:
-                await self._changed.wait_for(lambda: contest_id in self.contests)
+                await self._changed.wait_for(condition)
         except TimeoutError:
-            return None
-        return self.contests[contest_id]
+            return False
+        return True
+
+    async def wait_for_contest(self, contest_id: str, seconds: float) -> Contest | None:
+        """The contest, waiting briefly for a definition that may still be on its way."""
+        await self.wait_until(lambda: contest_id in self.contests, seconds)
+        return self.contests.get(contest_id)
+
+    async def wait_for_revision(self, question_id: str, revision: int, seconds: float) -> bool:
+        """True once the question's definition is at `revision` or later."""
+
+        def known() -> bool:
+            question = self.questions.get(question_id)
+            return question is not None and question.revision >= revision
+
+        return await self.wait_until(known, seconds)
 
 
 async def follow_definitions(settings: Settings, view: DefinitionsView) -> None:

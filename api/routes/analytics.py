@@ -13,12 +13,12 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel
 
-from api.deps import current_admin
+from api.deps import require_admin
 from api.routing import SlashTolerantRouter
 from sinks.clickhouse import ClickHouse
 
 router = SlashTolerantRouter(
-    prefix="/admin/analytics", tags=["analytics"], dependencies=[Depends(current_admin)]
+    prefix="/admin/analytics", tags=["analytics"], dependencies=[Depends(require_admin)]
 )
 
 

@@ -11,14 +11,7 @@ from fastapi import Depends, HTTPException, Query, status
 from psycopg.rows import DictRow
 
 from api.definition_rules import FieldProblem, contest_window_problems, requested_duration
-from api.deps import (
-    AdminOnly,
-    DbConn,
-    Paging,
-    Producer,
-    SettingsDep,
-    current_admin,
-)
+from api.deps import AdminOnly, DbConn, Paging, Producer, SettingsDep, require_admin
 from api.errors import conflict, draft_only, unprocessable
 from api.publishing import send_definitions
 from api.routing import SlashTolerantRouter
@@ -31,14 +24,15 @@ from api.schemas import (
     ContestStatus,
     Page,
     QuestionOut,
+    SearchText,
     patched,
 )
 
 log = logging.getLogger(__name__)
 
-# Every route needs an admin token of either role; writes also take AdminOnly.
+# Admins only: graders may only grade.
 router = SlashTolerantRouter(
-    prefix="/admin/contests", tags=["contests"], dependencies=[Depends(current_admin)]
+    prefix="/admin/contests", tags=["contests"], dependencies=[Depends(require_admin)]
 )
 
 
@@ -80,21 +74,30 @@ async def list_contests(
     conn: DbConn,
     paging: Paging,
     status_filter: Annotated[ContestStatus | None, Query(alias="status")] = None,
+    search: Annotated[
+        SearchText | None, Query(description="Only contests whose name contains this.")
+    ] = None,
 ) -> Page[ContestOut]:
-    """Contests, newest first, optionally only drafts or only published ones."""
-    params = {"status": status_filter, "limit": paging.limit, "offset": paging.offset}
-    cursor = await conn.execute(
-        f"SELECT {CONTEST_COLUMNS} FROM contests"
+    """Contests, newest first, optionally only drafts or only published ones, optionally
+    only those whose name contains `search` (case-insensitive)."""
+    params = {
+        "status": status_filter,
+        "search": search,
+        "limit": paging.limit,
+        "offset": paging.offset,
+    }
+    # strpos rather than ILIKE: the search text is matched literally, % and _ included.
+    where = (
         " WHERE (%(status)s::text IS NULL OR status = %(status)s)"
+        " AND (%(search)s::text IS NULL OR strpos(lower(name), lower(%(search)s)) > 0)"
+    )
+    cursor = await conn.execute(
+        f"SELECT {CONTEST_COLUMNS} FROM contests{where}"
         " ORDER BY created_at DESC, id LIMIT %(limit)s OFFSET %(offset)s",
         params,
     )
     rows = await cursor.fetchall()
-    cursor = await conn.execute(
-        "SELECT count(*) AS total FROM contests"
-        " WHERE (%(status)s::text IS NULL OR status = %(status)s)",
-        params,
-    )
+    cursor = await conn.execute(f"SELECT count(*) AS total FROM contests{where}", params)
     total = await cursor.fetchone()
     return Page[ContestOut](
         items=[ContestOut(**row) for row in rows],

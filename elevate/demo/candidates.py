@@ -97,7 +97,11 @@ class Candidate:
     def _server_now(self) -> datetime:
         return datetime.now(UTC) + self.server_offset
 
-    async def _post(self, path: str, body: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    async def _post(
+        self, path: str, body: dict[str, Any], kind: str, refusals: tuple[int, ...] = ()
+    ) -> dict[str, Any] | None:
+        """POST with retries on transport errors, 429 and 503; a status in `refusals` is
+        an expected answer (None), any other failure is recorded as a client error."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         for attempt in range(5):
             try:
@@ -112,6 +116,9 @@ class Candidate:
                 self.log.count(kind)
                 result: dict[str, Any] = response.json()
                 return result
+            if response.status_code in refusals:
+                self.log.count(f"{kind}_refused")
+                return None
             if response.status_code in (429, 503) and attempt < 4:
                 await asyncio.sleep(0.2 * (attempt + 1))
                 continue
@@ -189,7 +196,11 @@ class Candidate:
         if behaviour is Behaviour.LATE:
             await self._save_one()  # certainly past deadline + grace: kept, marked late
         if behaviour is not Behaviour.VANISHES:
-            reply = await self._post(f"/api/v1/attempt/{self.log.attempt_id}/submit", {}, "submit")
+            # Past deadline + grace the server refuses the submit (409): expected.
+            refusals = (409,) if behaviour is Behaviour.LATE else ()
+            reply = await self._post(
+                f"/api/v1/attempt/{self.log.attempt_id}/submit", {}, "submit", refusals
+            )
             if reply is not None:
                 self.log.submitted_at = datetime.fromisoformat(reply["server_ts"])
         return self.log

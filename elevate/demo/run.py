@@ -252,7 +252,9 @@ async def drive(
         accepted_by_record: dict[str, int] = {}
         for entry in logs:
             for kind, n in entry.accepted.items():
-                record = KIND_TO_RECORD[kind]
+                record = KIND_TO_RECORD.get(kind)
+                if record is None:  # refused requests (late submits) were never events
+                    continue
                 accepted_by_record[record] = accepted_by_record.get(record, 0) + n
         events_accepted = sum(accepted_by_record.values())
         accepted_save_ids_count = accepted_by_record.get("AnswerSaved", 0)
@@ -291,6 +293,7 @@ async def drive(
         )
         rows = board["items"] if isinstance(board, dict) else board
         late_candidates = sum(1 for e in logs if e.behaviour is Behaviour.LATE)
+        late_submits_refused = sum(e.accepted.get("submit_refused", 0) for e in logs)
         errors = [err for e in logs for err in e.errors]
         return {
             "contest_id": contest_id,
@@ -305,6 +308,7 @@ async def drive(
             "events_in_clickhouse": sum(ch.get(r, 0) for r in CANDIDATE_RECORDS),
             "leaderboard_rows": pg["leaderboard"],
             "late_saves_rejected": pg["late_saves"],
+            "late_submits_refused": late_submits_refused,
             "lost": missing_in_clickhouse + missing_in_postgres,
             "scores_match": not mismatches,
             "score_mismatches": mismatches[:10],

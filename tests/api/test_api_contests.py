@@ -143,8 +143,42 @@ async def test_list_contests_filters_and_pages(
     assert all(c["status"] == "published" for c in published.json()["items"])
 
 
+async def test_list_contests_searches_names(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], new_contest: NewContest
+) -> None:
+    marker = uuid.uuid4().hex[:12]
+    python = await new_contest(name=f"Python {marker} 100%_sure")
+    await new_contest(name=f"Java {marker}")
+    published = await new_contest(questions=1, name=f"Advanced PYTHON {marker}")
+    await client.post(f"{CONTESTS}{published['id']}/publish/", headers=admin_headers)
+
+    found = await client.get(CONTESTS, params={"search": f"python {marker}"}, headers=admin_headers)
+    drafts = await client.get(
+        CONTESTS, params={"search": f"python {marker}", "status": "draft"}, headers=admin_headers
+    )
+    # % and _ are matched literally, not as LIKE wildcards.
+    literal = await client.get(CONTESTS, params={"search": "100%_sure"}, headers=admin_headers)
+    wildcard = await client.get(CONTESTS, params={"search": f"{marker}%"}, headers=admin_headers)
+
+    assert found.status_code == 200
+    assert {c["id"] for c in found.json()["items"]} == {python["id"], published["id"]}
+    assert found.json()["total"] == 2
+    assert [c["id"] for c in drafts.json()["items"]] == [python["id"]]
+    assert python["id"] in [c["id"] for c in literal.json()["items"]]
+    assert wildcard.json()["total"] == 0
+
+
 @pytest.mark.parametrize(
-    "params", [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"status": "archived"}]
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 501},
+        {"offset": -1},
+        {"status": "archived"},
+        {"search": ""},
+        {"search": "nul\x00"},
+        {"search": "x" * 201},
+    ],
 )
 async def test_list_contests_bad_parameters_are_422(
     client: httpx.AsyncClient, admin_headers: dict[str, str], params: dict[str, Any]

@@ -40,7 +40,10 @@ async def test_original_mcq_example_is_a_single_answer_question(
         "question": "What is 2+2?",
         "options": ["2", "3", "4", "5"],
         "correct_answers": [2],
+        "rubric": None,
+        "coding": None,
     }
+    assert question["external_id"] is None
     assert question["scoring"] == {
         "max_marks": 10.0,
         "negative_marks": 0.0,
@@ -91,6 +94,8 @@ async def test_subjective_question_has_no_options(
         "question": "Explain the GIL.",
         "options": [],
         "correct_answers": [],
+        "rubric": None,
+        "coding": None,
     }
 
 
@@ -320,7 +325,7 @@ async def test_delete_question(
     assert fetched.json() == {"detail": f"question {question_id} not found"}
 
 
-async def test_grader_may_not_change_questions(
+async def test_grader_may_not_see_or_change_questions(
     client: httpx.AsyncClient,
     admin_headers: dict[str, str],
     grader_headers: dict[str, str],
@@ -335,4 +340,4 @@ async def test_grader_may_not_change_questions(
     deleted = await client.delete(f"{QUESTIONS}{question_id}/", headers=grader_headers)
     read = await client.get(f"{QUESTIONS}{question_id}/", headers=grader_headers)
 
-    assert (added.status_code, deleted.status_code, read.status_code) == (403, 403, 200)
+    assert (added.status_code, deleted.status_code, read.status_code) == (403, 403, 403)

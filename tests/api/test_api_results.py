@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -10,8 +13,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from fastapi import FastAPI
 from psycopg.types.json import Jsonb
 
+from api.routes.grading import response_id_for
 from streams.rules.ranking import Standing, rank
 
 pytestmark = pytest.mark.integration
@@ -61,7 +66,7 @@ async def _insert_standings(
 
 async def test_leaderboard_ranks_like_the_streams(
     client: httpx.AsyncClient,
-    grader_headers: dict[str, str],
+    admin_headers: dict[str, str],
     new_contest: NewContest,
     db: psycopg.AsyncConnection[Any],
 ) -> None:
@@ -84,7 +89,7 @@ async def test_leaderboard_ranks_like_the_streams(
     await _insert_standings(db, contest["id"], [_standing("cheat", 99, 1, 0)], invalidated=True)
 
     response = await client.get(
-        f"/api/v1/admin/contests/{contest['id']}/leaderboard/", headers=grader_headers
+        f"/api/v1/admin/contests/{contest['id']}/leaderboard/", headers=admin_headers
     )
 
     assert response.status_code == 200, response.text
@@ -248,6 +253,7 @@ async def test_attempt_detail_with_responses(
     # Responses come in question order, whatever order they were graded in.
     assert attempt["responses"] == [
         {
+            "response_id": str(response_id_for(uuid.UUID(attempt_id), uuid.UUID(first_q))),
             "question_id": first_q,
             "verdict": "correct",
             "score": 10.0,
@@ -258,6 +264,7 @@ async def test_attempt_detail_with_responses(
             "grader_version": "mcq-1",
         },
         {
+            "response_id": str(response_id_for(uuid.UUID(attempt_id), uuid.UUID(second_q))),
             "question_id": second_q,
             "verdict": "wrong",
             "score": 0.0,
@@ -271,11 +278,135 @@ async def test_attempt_detail_with_responses(
 
 
 async def test_unknown_attempt_is_404(
-    client: httpx.AsyncClient, grader_headers: dict[str, str]
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
     missing = uuid.uuid4()
 
-    response = await client.get(f"/api/v1/admin/attempts/{missing}/", headers=grader_headers)
+    response = await client.get(f"/api/v1/admin/attempts/{missing}/", headers=admin_headers)
 
     assert response.status_code == 404
     assert response.json() == {"detail": f"attempt {missing} not found"}
+
+
+async def test_export_csv_one_row_per_attempt_in_leaderboard_order(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    new_contest: NewContest,
+    db: psycopg.AsyncConnection[Any],
+) -> None:
+    contest = await new_contest(questions=2)
+    detail = await client.get(f"/api/v1/admin/contests/{contest['id']}/", headers=admin_headers)
+    first_q, second_q = (q["id"] for q in detail.json()["questions"])
+    finished = {"status": "submitted", "finished_at": T0 + timedelta(minutes=40), "max_score": 20}
+    winner = await _insert_attempt(
+        db, contest["id"], "=HYPERLINK(evil)", 1, total_score=15, counted_saves=3, late_saves=0,
+        **finished,
+    )  # fmt: skip
+    runner_up = await _insert_attempt(db, contest["id"], "+plain", 0, total_score=5, **finished)
+    running = await _insert_attempt(db, contest["id"], "@later", 2)
+    for attempt_id, name, total in ((winner, "w", 15), (runner_up, "r", 5)):
+        await db.execute(
+            "INSERT INTO leaderboard (contest_id, attempt_id, participant_name, total_score,"
+            " score_changed_at, started_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, now())",
+            (contest["id"], attempt_id, name, total, T0, T0),
+        )
+    for attempt_id, question_id, score in ((winner, second_q, 5.0), (winner, first_q, 10.0)):
+        await db.execute(
+            """
+            INSERT INTO responses (attempt_id, question_id, contest_id, verdict, score,
+                                   max_score, grader_version, graded_at, grading_event_id)
+            VALUES (%s, %s, %s, 'correct', %s, 10, 'mcq-1', now(), %s)
+            """,
+            (attempt_id, question_id, contest["id"], score, uuid.uuid4()),
+        )
+
+    response = await client.get(
+        f"/api/v1/admin/contests/{contest['id']}/export.csv", headers=admin_headers
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0] == [
+        "attempt_id", "participant_email", "participant_name", "status", "started_at",
+        "finished_at", "total_score", "max_score", "rank", "counted_saves", "late_saves",
+        "q1_score", "q2_score",
+    ]  # fmt: skip
+    assert [row[0] for row in rows[1:]] == [winner, runner_up, running]
+    assert rows[1] == [
+        winner, "'=HYPERLINK(evil)@example.com", "'=HYPERLINK(evil)", "submitted",
+        "2024-11-01T10:01:00+00:00", "2024-11-01T10:40:00+00:00", "15.0", "20.0", "1", "3",
+        "0", "10.0", "5.0",
+    ]  # fmt: skip
+    assert rows[2][2] == "'+plain"
+    assert (rows[2][8], rows[2][11:]) == ("2", ["", ""])
+    assert rows[3][2:4] == ["'@later", "active"]
+    assert rows[3][8] == ""  # not on the leaderboard
+
+
+async def test_export_of_unknown_contest_is_404_and_graders_may_not(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    grader_headers: dict[str, str],
+    new_contest: NewContest,
+) -> None:
+    contest = await new_contest()
+
+    unknown = await client.get(
+        f"/api/v1/admin/contests/{uuid.uuid4()}/export.csv", headers=admin_headers
+    )
+    by_grader = await client.get(
+        f"/api/v1/admin/contests/{contest['id']}/export.csv", headers=grader_headers
+    )
+
+    assert (unknown.status_code, by_grader.status_code) == (404, 403)
+
+
+async def test_export_streams_ten_thousand_attempts(
+    api_app: FastAPI,
+    admin_headers: dict[str, str],
+    new_contest: NewContest,
+    db: psycopg.AsyncConnection[Any],
+) -> None:
+    contest = await new_contest(questions=3)
+    attempts = 10_000
+    async with (
+        db.cursor() as cursor,
+        cursor.copy(
+            "COPY attempts (id, contest_id, participant_id, participant_email, participant_name,"
+            " started_at, status, total_score, max_score) FROM STDIN"
+        ) as copy,
+    ):
+        for n in range(attempts):
+            await copy.write_row(
+                (uuid.uuid4(), contest["id"], uuid.uuid4(), f"p{n}@example.com", f"P {n}",
+                 T0, "submitted", float(n % 30), 30.0)
+            )  # fmt: skip
+    body_messages = 0
+
+    async def counting_app(scope: Any, receive: Any, send: Any) -> None:
+        async def counting_send(message: Any) -> None:
+            nonlocal body_messages
+            if message["type"] == "http.response.body" and message.get("body"):
+                body_messages += 1
+            await send(message)
+
+        await api_app(scope, receive, counting_send)
+
+    transport = httpx.ASGITransport(app=counting_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
+        started = time.monotonic()
+        response = await http.get(
+            f"/api/v1/admin/contests/{contest['id']}/export.csv", headers=admin_headers
+        )
+        elapsed = time.monotonic() - started
+
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert len(rows) == attempts + 1
+    assert len(rows[0]) == len(rows[-1]) == 14
+    assert len({row[0] for row in rows[1:]}) == attempts
+    # A header chunk, then one chunk per batch fetched from the server-side cursor.
+    assert body_messages >= 1 + attempts // 1_000
+    assert elapsed < 15
