@@ -8,7 +8,7 @@ start, the contest's duration and end, and the extensions this API granted.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from api.schemas import AttemptLive
 from streams.rules.timing import attempt_deadline
@@ -21,9 +21,11 @@ SELECT a.id AS attempt_id, a.contest_id, a.participant_id, a.participant_email,
        a.finished_at, a.total_score, a.max_score,
        c.duration_seconds, c.end_at AS contest_end,
        coalesce(x.extension_seconds, 0) AS extension_seconds,
-       coalesce(s.answers_saved, 0) AS answers_saved
+       coalesce(s.answers_saved, 0) AS answers_saved,
+       p.connection, p.risk_score, p.reasons AS risk_reasons
 FROM attempts a
 LEFT JOIN contests c ON c.id = a.contest_id
+LEFT JOIN proctoring p ON p.attempt_id = a.id
 LEFT JOIN LATERAL (
     SELECT sum(e.extra_seconds) AS extension_seconds
     FROM attempt_extensions e WHERE e.attempt_id = a.id
@@ -33,6 +35,14 @@ LEFT JOIN LATERAL (
     FROM answer_saves s WHERE s.attempt_id = a.id AND s.status = 'counted'
 ) s ON true
 """
+
+
+# The stream's connection states, as the monitoring view names them.
+CONNECTIONS: dict[str | None, Literal["connected", "idle", "disconnected"]] = {
+    "active": "connected",
+    "idle": "idle",
+    "disconnected": "disconnected",
+}
 
 
 def current_deadline(row: dict[str, Any]) -> datetime | None:
@@ -69,8 +79,7 @@ def live_attempt(row: dict[str, Any], now: datetime) -> AttemptLive:
         participant_email=row["participant_email"],
         participant_name=row["participant_name"],
         status=row["status"],
-        # Heartbeat-based connection state and proctoring flags are not tracked yet.
-        connection=None,
+        connection=CONNECTIONS.get(row["connection"]) if active else None,
         started_at=row["started_at"],
         deadline=deadline,
         finished_at=row["finished_at"],
@@ -79,5 +88,6 @@ def live_attempt(row: dict[str, Any], now: datetime) -> AttemptLive:
         answers_saved=int(row["answers_saved"]),
         total_score=row["total_score"],
         max_score=row["max_score"],
-        proctoring_flags=[],
+        risk_score=row["risk_score"],
+        proctoring_flags=list(row["risk_reasons"] or []),
     )

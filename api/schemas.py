@@ -570,7 +570,7 @@ class AttemptLive(BaseModel):
     participant_name: str
     status: str = Field(description="active, submitted, expired or invalidated.")
     connection: Literal["connected", "idle", "disconnected"] | None = Field(
-        None, description="From heartbeats; not tracked yet, so always null."
+        None, description="From heartbeats, for an active attempt; null before any beat."
     )
     started_at: datetime
     deadline: datetime | None = Field(
@@ -585,7 +585,10 @@ class AttemptLive(BaseModel):
     answers_saved: int = Field(description="Saves the stream counted.")
     total_score: float | None
     max_score: float | None
-    proctoring_flags: list[str] = Field(default_factory=list)
+    risk_score: int | None = Field(None, description="Proctoring risk, 0 to 100.")
+    proctoring_flags: list[str] = Field(
+        default_factory=list, description="Why the risk score is what it is."
+    )
 
 
 class ExtensionRequest(RequestBody):

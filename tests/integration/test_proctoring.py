@@ -84,3 +84,32 @@ async def test_huge_user_agents_are_cut_and_the_stream_survives(
         )
 
     assert (await eventually(graded, what="the next attempt graded"))[0]["total_score"] == 4.0
+
+
+async def test_the_admin_monitoring_view_shows_connection_and_risk(
+    publish_contest: PublishContest,
+    candidate: Callable[[str], CandidateSession],
+    admin: Any,
+    query: Query,
+) -> None:
+    contest = await publish_contest()
+    person = candidate(contest["id"])
+    await person.start()
+    for kind in ("heartbeat", "blur"):
+        reply = await person.client.post(
+            f"/api/v1/attempt/{person.attempt_id}/heartbeat",
+            json={"kind": kind},
+            headers=person.auth,
+        )
+        assert reply.status_code == 202
+
+    async def shown() -> dict[str, Any] | None:
+        reply = await admin.get(f"/api/v1/admin/contests/{contest['id']}/attempts/")
+        assert reply.status_code == 200, reply.text
+        rows = [r for r in reply.json()["items"] if r["attempt_id"] == person.attempt_id]
+        return rows[0] if rows and rows[0]["risk_score"] else None
+
+    row = await eventually(shown, what="the attempt's proctoring in the monitoring view")
+    assert row["connection"] in ("idle", "disconnected")
+    assert row["risk_score"] >= 4
+    assert "left the test tab 1 times" in row["proctoring_flags"]
