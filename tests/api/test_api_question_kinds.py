@@ -279,3 +279,30 @@ async def test_patch_to_coding_needs_details(
     )
 
     assert ("body", "content", "coding") in _errors(response)
+
+
+async def test_a_published_coding_question_carries_its_tests_to_the_stream(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    new_contest: NewContest,
+    definitions_tail: Callable[[], Any],
+) -> None:
+    contest = await new_contest()
+    made = await client.post(QUESTIONS, json=coding_body(contest["id"]), headers=admin_headers)
+    assert made.status_code == 201, made.text
+    async with definitions_tail() as tail:
+        published = await client.post(
+            f"/api/v1/admin/contests/{contest['id']}/publish/", headers=admin_headers
+        )
+        assert published.status_code == 200, published.text
+        (_, question), _ = await tail.read(2)
+    definition = question.value
+    assert definition["kind"] == "coding"
+    assert definition["languages"] == ["python3", "cpp17"]
+    assert (definition["time_limit_ms"], definition["memory_limit_mb"]) == (1000, 128)
+    assert (definition["compare_mode"], definition["abs_tolerance"]) == ("float", 0.001)
+    assert [(t["input"], t["expected"]) for t in definition["sample_tests"]] == [(b"1 2\n", b"3\n")]
+    assert [(t["weight"], t["subtask"]) for t in definition["hidden_tests"]] == [
+        (1.0, "small"),
+        (3.0, "large"),
+    ]
