@@ -97,17 +97,24 @@ async def emit(topic: faust.TopicT, record: Record, key: str, value: dict[str, A
 async def dead_letter(event: EventT[Any], error: str) -> None:
     """Keep an unprocessable event with the reason and its source position."""
     message = event.message
+    await dead_letter_message(
+        message.key, message.value, message.topic, message.partition, message.offset, error
+    )
+
+
+async def dead_letter_message(
+    key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int, error: str
+) -> None:
+    """Keep an unprocessable message with the reason and its source position."""
     await dead_letters_topic.send(
-        key=message.key,
-        value=message.value,
+        key=key,
+        value=value,
         headers={
             "error": error.encode("utf-8", "replace")[:4000],
-            "source_topic": message.topic.encode(),
-            "source_partition": str(message.partition).encode(),
-            "source_offset": str(message.offset).encode(),
+            "source_topic": topic.encode(),
+            "source_partition": str(partition).encode(),
+            "source_offset": str(offset).encode(),
         },
     )
-    DEAD_LETTERS_COUNT.labels(message.topic).inc()
-    log.warning(
-        "dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, error
-    )
+    DEAD_LETTERS_COUNT.labels(topic).inc()
+    log.warning("dead-lettered %s[%d]@%d: %s", topic, partition, offset, error)

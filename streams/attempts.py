@@ -23,12 +23,13 @@ from streams.app import (
     attempt_clock_topic,
     attempt_events_topic,
     code_runs_topic,
-    dead_letter,
+    dead_letter_message,
     definitions,
     emit,
     grading_results_topic,
     settings,
 )
+from streams.gaps import GapReader, apply_in_order
 from streams.rules import attempt as rules
 from streams.rules.attempt import AttemptState, SavedAnswer
 from streams.rules.timing import is_on_time, server_now
@@ -50,6 +51,17 @@ attempts_table = app.Table(
     # An attempt's state holds its answers: up to MAX_ANSWER_BYTES for each question.
     extra_topic_configs={"max.message.bytes": str(STATE_MESSAGE_BYTES)},
 )
+
+# The last offset applied per partition (keyed by partition number), kept with the
+# attempts' state so a restarted worker still knows where it was.
+applied_offsets = app.Table(
+    "applied-offsets",
+    default=None,
+    key_type=bytes,
+    value_type=bytes,
+    partitions=attempt_events_topic.partitions,
+)
+gap_reader = GapReader(settings)
 
 # Attempts whose expiry event was sent recently, so the sweep does not resend each second.
 _expiry_sent: dict[str, float] = {}
@@ -271,29 +283,39 @@ async def apply_event(
     return state
 
 
+async def process_message(
+    key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
+) -> None:
+    """Apply one attempt event to its attempt's state; dead-letter what cannot apply."""
+    EVENTS_CONSUMED.labels(topic, "streams").inc()
+    try:
+        decoded = decode(value)
+        fields = decoded.value
+        if key is None or key.decode() != fields.get("attempt_id"):
+            raise Unprocessable("message key is not the event's attempt_id")
+        stored = attempts_table.get(key)
+        current = rules.load_state(stored) if stored else None
+        state = await apply_event(decoded.name, fields, current)
+        attempts_table[key] = rules.dump_state(state)
+        if decoded.name in CLOCK_EVENTS:
+            await emit_clock(state)
+    except (DecodeError, Unprocessable, KeyError, ValueError, TypeError) as exc:
+        await dead_letter_message(
+            key, value, topic, partition, offset, f"{type(exc).__name__}: {exc}"
+        )
+    except Exception as exc:  # never let one event stop the stream or be skipped silently
+        log.exception("unexpected error on attempt event")
+        await dead_letter_message(
+            key, value, topic, partition, offset, f"unexpected {type(exc).__name__}: {exc}"
+        )
+
+
 @app.agent(attempt_events_topic)
 async def process_attempt_events(stream: StreamT[bytes]) -> None:
-    """Apply each attempt event to its attempt's state; dead-letter what cannot apply."""
+    """Apply every attempt event in partition order, reading back any offsets the
+    stream skipped (see streams.gaps) before the event that follows them."""
     await definitions.ready.wait()
-    async for event in stream.events():
-        key = event.key if isinstance(event.key, bytes) else None
-        EVENTS_CONSUMED.labels(event.message.topic, "streams").inc()
-        try:
-            decoded = decode(event.value)
-            value = decoded.value
-            if key is None or key.decode() != value.get("attempt_id"):
-                raise Unprocessable("message key is not the event's attempt_id")
-            stored = attempts_table.get(key)
-            current = rules.load_state(stored) if stored else None
-            state = await apply_event(decoded.name, value, current)
-            attempts_table[key] = rules.dump_state(state)
-            if decoded.name in CLOCK_EVENTS:
-                await emit_clock(state)
-        except (DecodeError, Unprocessable, KeyError, ValueError, TypeError) as exc:
-            await dead_letter(event, f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # never let one event stop the stream or be skipped silently
-            log.exception("unexpected error on attempt event")
-            await dead_letter(event, f"unexpected {type(exc).__name__}: {exc}")
+    await apply_in_order(stream, applied_offsets, gap_reader, process_message)
 
 
 @app.timer(interval=EXPIRY_SWEEP_SECONDS)

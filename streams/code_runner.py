@@ -1,15 +1,15 @@
 """The code runner agent: runs candidates' programs, on the samples or their own input
 ("Run code") and on the hidden tests when an attempt is graded.
 
-Several runs go at once (`EXECUTION_WORKERS`); the agent's concurrency matches, and
-Faust commits an offset only once every event before it was acknowledged, so a worker
-killed mid-run runs the unfinished requests again after its restart.
+Requests are taken one at a time per worker, in partition order, with any offsets
+Faust skipped read back first (streams.gaps): a worker killed mid-run runs the
+unfinished request again after its restart. A submission's tests run in parallel
+(`EXECUTION_WORKERS`); more throughput comes from more workers, up to the partitions.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
 
@@ -23,7 +23,7 @@ from streams.app import (
     attempt_events_topic,
     code_results_topic,
     code_runs_topic,
-    dead_letter,
+    dead_letter_message,
     definitions,
     emit,
     settings,
@@ -31,6 +31,7 @@ from streams.app import (
 from streams.definitions import Question
 from streams.execution.languages import UnsupportedLanguageError
 from streams.execution.runner import CodeRunner, create_runner
+from streams.gaps import GapReader, apply_in_order
 from streams.rules.execution import (
     ExecutionResult,
     RunVerdict,
@@ -42,11 +43,18 @@ from streams.rules.timing import server_now
 log = logging.getLogger(__name__)
 
 GRADER_VERSION = "code-1"
-WORKERS = settings.execution_workers or os.cpu_count() or 1
 # What a run keeps of each test's output for the candidate ("Run code") or the record.
 KEPT_OUTPUT_BYTES = 64 * 1024
 
 _runner: CodeRunner | None = None
+applied_offsets = app.Table(
+    "code-runs-applied",
+    default=None,
+    key_type=bytes,
+    value_type=bytes,
+    partitions=code_runs_topic.partitions,
+)
+gap_reader = GapReader(settings)
 
 
 def runner() -> CodeRunner:
@@ -131,28 +139,39 @@ async def execute(request: dict[str, Any]) -> dict[str, Any] | None:
     return outcome_record(request, question, result, name)
 
 
-@app.agent(code_runs_topic, concurrency=WORKERS)
-async def run_code(stream: StreamT[bytes]) -> None:
-    """Execute each request and send its outcome: a grading run back to the attempt's
+async def run_one(
+    key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
+) -> None:
+    """Execute one request and send its outcome: a grading run back to the attempt's
     own stream (so it applies in order with the attempt's events), a candidate's run to
     the results topic ingest serves from."""
+    GRADING_QUEUE_DEPTH.inc()
+    try:
+        decoded = decode(value)
+        if decoded.name != Record.CODE_EXECUTION_REQUESTED:
+            raise ValueError(f"{decoded.name} is not a code execution request")
+        request = decoded.value
+        outcome = await execute(request)
+        if outcome is None:
+            raise ValueError(f"question {request['question_id']} is not defined")
+        target = attempt_events_topic if request["purpose"] == "grade" else code_results_topic
+        await emit(target, Record.CODE_EXECUTED, request["attempt_id"], outcome)
+    except (DecodeError, KeyError, ValueError, TypeError) as exc:
+        await dead_letter_message(
+            key, value, topic, partition, offset, f"{type(exc).__name__}: {exc}"
+        )
+    except Exception as exc:  # never let one program stop the runner
+        log.exception("code run failed")
+        await dead_letter_message(
+            key, value, topic, partition, offset, f"unexpected {type(exc).__name__}: {exc}"
+        )
+    finally:
+        GRADING_QUEUE_DEPTH.dec()
+
+
+@app.agent(code_runs_topic)
+async def run_code(stream: StreamT[bytes]) -> None:
+    """Run requests one at a time per worker, in order and without gaps (see
+    streams.gaps); a submission's tests still run in parallel in the runner."""
     await definitions.ready.wait()
-    async for event in stream.events():
-        GRADING_QUEUE_DEPTH.inc()
-        try:
-            decoded = decode(event.value)
-            if decoded.name != Record.CODE_EXECUTION_REQUESTED:
-                raise ValueError(f"{decoded.name} is not a code execution request")
-            request = decoded.value
-            outcome = await execute(request)
-            if outcome is None:
-                raise ValueError(f"question {request['question_id']} is not defined")
-            topic = attempt_events_topic if request["purpose"] == "grade" else code_results_topic
-            await emit(topic, Record.CODE_EXECUTED, request["attempt_id"], outcome)
-        except (DecodeError, KeyError, ValueError, TypeError) as exc:
-            await dead_letter(event, f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # never let one program stop the runner
-            log.exception("code run failed")
-            await dead_letter(event, f"unexpected {type(exc).__name__}: {exc}")
-        finally:
-            GRADING_QUEUE_DEPTH.dec()
+    await apply_in_order(stream, applied_offsets, gap_reader, run_one)
