@@ -56,6 +56,12 @@ GRADING_RESULTS = TopicSpec(
     partitions=6,
     records=(Record.ANSWER_RECORDED, Record.RESPONSE_GRADED, Record.ATTEMPT_SCORED),
 )
+SCORES_BY_CONTEST = TopicSpec(
+    "scores-by-contest",
+    key="contest_id",
+    partitions=6,
+    records=(Record.ATTEMPT_SCORED,),  # the leaderboard's input, grouped by contest
+)
 LEADERBOARD_UPDATES = TopicSpec(
     "leaderboard-updates", key="contest_id", partitions=6, records=(Record.LEADERBOARD_UPDATE,)
 )
@@ -89,6 +95,7 @@ ALL_TOPICS = (
     HEARTBEATS,
     DEFINITIONS,
     GRADING_RESULTS,
+    SCORES_BY_CONTEST,
     LEADERBOARD_UPDATES,
     ATTEMPT_CLOCK,
     PROCTORING_FLAGS,

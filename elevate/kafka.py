@@ -46,13 +46,18 @@ def _topic_configs(spec: TopicSpec) -> dict[str, str]:
     return configs
 
 
-async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = ALL_TOPICS) -> None:
-    """Create the registry's topics that do not exist yet (partitions, compaction)."""
+async def ensure_topics(
+    settings: Settings,
+    specs: Sequence[TopicSpec] = ALL_TOPICS,
+    extra: Sequence[NewTopic] = (),
+) -> None:
+    """Create the registry's topics that do not exist yet (partitions, compaction), and
+    any `extra` ones (the stream worker's table changelogs)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [
+        wanted = [
             NewTopic(
                 name=spec.name(settings.topic_prefix),
                 num_partitions=spec.partitions,
@@ -60,8 +65,8 @@ async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec] = ALL_TOP
                 topic_configs=_topic_configs(spec),
             )
             for spec in specs
-            if spec.name(settings.topic_prefix) not in existing
-        ]
+        ] + list(extra)
+        missing = [topic for topic in wanted if topic.name not in existing]
         if missing:
             # Another role may create them at the same moment.
             with contextlib.suppress(TopicAlreadyExistsError):

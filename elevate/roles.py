@@ -169,11 +169,23 @@ async def run_async_roles(settings: Settings, roles: list[str]) -> None:
 def run_streams(settings: Settings) -> None:
     """Run the Faust worker in this process (it owns the event loop)."""
     import faust
+    from aiokafka.admin import NewTopic
 
     from elevate.kafka import ensure_topics
     from streams.worker import app
 
-    asyncio.run(ensure_topics(settings))
+    # Faust's own creation of its changelog topics can fail on a broker that has only
+    # just started, and the broker creates no topic by itself: create them here.
+    changelogs = [
+        NewTopic(
+            name=table.changelog_topic.get_topic_name(),
+            num_partitions=table.partitions,
+            replication_factor=1,
+            topic_configs={"cleanup.policy": "compact", **table.extra_topic_configs},
+        )
+        for table in app.tables.values()
+    ]
+    asyncio.run(ensure_topics(settings, extra=changelogs))
     if settings.metrics_port:
         from streams.app import definitions
 

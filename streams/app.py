@@ -22,6 +22,7 @@ from avro_schemas.topics import (
     DEAD_LETTERS,
     GRADING_RESULTS,
     LEADERBOARD_UPDATES,
+    SCORES_BY_CONTEST,
     TopicSpec,
 )
 from elevate.observability import DEAD_LETTERS as DEAD_LETTERS_COUNT
@@ -74,6 +75,7 @@ def faust_topic(spec: TopicSpec) -> faust.TopicT:
 attempt_events_topic = faust_topic(ATTEMPT_EVENTS)
 grading_results_topic = faust_topic(GRADING_RESULTS)
 leaderboard_topic = faust_topic(LEADERBOARD_UPDATES)
+scores_by_contest_topic = faust_topic(SCORES_BY_CONTEST)
 dead_letters_topic = faust_topic(DEAD_LETTERS)
 attempt_clock_topic = faust_topic(ATTEMPT_CLOCK)
 code_runs_topic = faust_topic(CODE_RUNS)

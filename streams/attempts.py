@@ -27,6 +27,7 @@ from streams.app import (
     definitions,
     emit,
     grading_results_topic,
+    scores_by_contest_topic,
     settings,
 )
 from streams.gaps import GapReader, apply_in_order
@@ -155,29 +156,27 @@ async def emit_grades(state: AttemptState) -> None:
                 "graded_at": graded_at,
             },
         )
-    await emit(
-        grading_results_topic,
-        Record.ATTEMPT_SCORED,
-        state.attempt_id,
-        {
-            "event_id": _result_id(state.attempt_id, "scored", grade.basis),
-            "attempt_id": state.attempt_id,
-            "contest_id": state.contest_id,
-            "participant_email": state.participant_email,
-            "participant_name": state.participant_name,
-            "status": state.status.value,
-            "started_at": state.started_at,
-            "deadline": state.deadline,
-            "finished_at": state.finished_at,
-            "total_score": grade.total_score,
-            "max_score": grade.max_score,
-            "score_changed_at": grade.score_changed_at,
-            "counted_saves": state.counted_saves,
-            "late_saves": state.late_saves,
-            "grader_version": grade.grader_version,
-            "graded_at": graded_at,
-        },
-    )
+    scored = {
+        "event_id": _result_id(state.attempt_id, "scored", grade.basis),
+        "attempt_id": state.attempt_id,
+        "contest_id": state.contest_id,
+        "participant_email": state.participant_email,
+        "participant_name": state.participant_name,
+        "status": state.status.value,
+        "started_at": state.started_at,
+        "deadline": state.deadline,
+        "finished_at": state.finished_at,
+        "total_score": grade.total_score,
+        "max_score": grade.max_score,
+        "score_changed_at": grade.score_changed_at,
+        "counted_saves": state.counted_saves,
+        "late_saves": state.late_saves,
+        "grader_version": grade.grader_version,
+        "graded_at": graded_at,
+    }
+    await emit(grading_results_topic, Record.ATTEMPT_SCORED, state.attempt_id, scored)
+    # The leaderboard reads totals grouped by contest, from a topic keyed by contest.
+    await emit(scores_by_contest_topic, Record.ATTEMPT_SCORED, state.contest_id, scored)
 
 
 async def emit_clock(state: AttemptState) -> None:

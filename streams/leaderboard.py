@@ -15,7 +15,7 @@ from faust.types import StreamT
 
 from avro_schemas.codec import DecodeError, decode
 from avro_schemas.records import Record
-from streams.app import app, emit, grading_results_topic, leaderboard_topic
+from streams.app import app, emit, leaderboard_topic, scores_by_contest_topic
 from streams.rules.ranking import LeaderboardIndex, Standing
 
 log = logging.getLogger(__name__)
@@ -61,22 +61,10 @@ def _index_for(contest_id: str) -> LeaderboardIndex:
     return index
 
 
-def _contest_of(value: bytes) -> bytes:
-    """Repartition key: the contest of an attempt total; other records go nowhere in
-    particular and are skipped by the agent."""
-    try:
-        decoded = decode(value)
-    except DecodeError:
-        return b""
-    return str(decoded.value.get("contest_id", "")).encode()
-
-
-@app.agent(grading_results_topic)
+@app.agent(scores_by_contest_topic)
 async def rank_attempts(stream: StreamT[bytes]) -> None:
     """Place each finished (or regraded, or invalidated) attempt on its contest's board."""
-    # Only attempt totals are regrouped by contest; `filter` is missing from Faust's stubs.
-    totals = stream.filter(_is_attempt_total)  # type: ignore[attr-defined]
-    async for value in totals.group_by(_contest_of, name="by-contest"):
+    async for value in stream:
         try:
             scored = decode(value).value
         except DecodeError as exc:
@@ -126,10 +114,3 @@ async def rank_attempts(stream: StreamT[bytes]) -> None:
                 "updated_at": scored["graded_at"],
             },
         )
-
-
-def _is_attempt_total(value: bytes) -> bool:
-    try:
-        return decode(value).name == Record.ATTEMPT_SCORED
-    except DecodeError:
-        return False
