@@ -351,4 +351,7 @@ def run_demo(candidates: int, duration_seconds: int, as_json: bool) -> int:
     if not as_json:
         _print_summary(summary)
     print(json.dumps(compact if not as_json else summary, default=str))
-    return 0 if summary["lost"] == 0 and summary["scores_match"] else 1
+    complete = (
+        summary["leaderboard_rows"] == summary["attempts_submitted"] + summary["attempts_expired"]
+    )
+    return 0 if summary["lost"] == 0 and summary["scores_match"] and complete else 1
