@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import RequestTimedOutError, TopicAlreadyExistsError
 
 from avro_schemas.codec import Decoded, DecodeError, decode, encode
 from avro_schemas.records import Record
@@ -46,34 +45,70 @@ def _topic_configs(spec: TopicSpec) -> dict[str, str]:
     return configs
 
 
+# Kafka's error codes a topic creation may answer with and still leave the topic there.
+_CREATED_OR_PENDING = {0, TopicAlreadyExistsError.errno, RequestTimedOutError.errno}
+
+
 async def ensure_topics(
     settings: Settings,
     specs: Sequence[TopicSpec] = ALL_TOPICS,
     extra: Sequence[NewTopic] = (),
+    wait_seconds: float = 60.0,
 ) -> None:
     """Create the registry's topics that do not exist yet (partitions, compaction), and
-    any `extra` ones (the stream worker's table changelogs)."""
+    any `extra` ones (the stream worker's table changelogs), and return once the broker
+    serves them all.
+
+    A consumer that joins its group before its topics are in the metadata is assigned
+    nothing and stays idle until its next metadata refresh, minutes later; and other
+    roles may be creating the same topics at this moment.
+    """
+    wanted = [
+        NewTopic(
+            name=spec.name(settings.topic_prefix),
+            num_partitions=spec.partitions,
+            replication_factor=1,
+            topic_configs=_topic_configs(spec),
+        )
+        for spec in specs
+    ] + list(extra)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [
-            NewTopic(
-                name=spec.name(settings.topic_prefix),
-                num_partitions=spec.partitions,
-                replication_factor=1,
-                topic_configs=_topic_configs(spec),
-            )
-            for spec in specs
-        ] + list(extra)
         missing = [topic for topic in wanted if topic.name not in existing]
         if missing:
-            # Another role may create them at the same moment.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
+            response = (await admin.create_topics(missing)).to_object()
+            failed = {
+                answer["topic"]: answer.get("error_message") or f"error {answer['error_code']}"
+                for answer in response["topic_errors"]
+                if answer["error_code"] not in _CREATED_OR_PENDING
+            }
+            if failed:
+                raise RuntimeError(f"could not create topics: {failed}")
             log.info("created topics %s", ", ".join(t.name for t in missing))
+        await _until_served(admin, [topic.name for topic in wanted], wait_seconds)
     finally:
         await admin.close()
+
+
+async def _until_served(admin: AIOKafkaAdminClient, names: list[str], seconds: float) -> None:
+    """Wait until every topic has all its partitions led by a broker."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        described = await admin.describe_topics(names)
+        waiting = sorted(
+            topic["topic"]
+            for topic in described
+            if topic["error_code"] != 0
+            or not topic["partitions"]
+            or any(partition["leader"] < 0 for partition in topic["partitions"])
+        )
+        if not waiting:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"topics not served after {seconds:.0f} s: {waiting}")
+        await asyncio.sleep(0.25)
 
 
 async def send_record(
