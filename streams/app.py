@@ -28,6 +28,7 @@ from avro_schemas.topics import (
 from elevate.observability import DEAD_LETTERS as DEAD_LETTERS_COUNT
 from elevate.observability import EVENTS_PRODUCED
 from elevate.settings import get_settings
+from streams.commits import StreamsApp
 from streams.definitions import DefinitionsView, follow_definitions
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ settings = get_settings()
 # answers); the producer and the changelog topics allow this much.
 STATE_MESSAGE_BYTES = 32 * 1024 * 1024
 
-app = faust.App(
+app = StreamsApp(
     f"{settings.topic_prefix}streams",
     broker="kafka://" + settings.kafka_bootstrap.replace(",", ";"),
     store="memory://",

@@ -1,0 +1,76 @@
+"""The stream consumer never commits past a message an agent is still processing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from faust.transport.consumer import Consumer
+from faust.types import TP, Message
+
+from streams.commits import StreamsApp, lowest_in_flight
+
+TOPIC = "code-runs"
+PARTITION = TP(TOPIC, 0)
+
+
+@pytest.fixture
+def consumer() -> Iterator[Consumer]:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # Faust's services pick it up lazily
+    app = StreamsApp("commits-test", broker="kafka://127.0.0.1:1", loop=loop)
+    consumer = app.consumer
+    app.topics._acking_topics.add(TOPIC)  # as if an agent subscribed to the topic
+    consumer._committed_offset[PARTITION] = 5
+    yield consumer
+    consumer._thread.thread_loop.close()  # the consumer thread's loop, never started here
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
+def delivered(consumer: Consumer, offsets: range) -> list[Message]:
+    messages = [
+        Message(TOPIC, 0, offset, 0.0, 0, None, b"key", b"value", None, tp=PARTITION)
+        for offset in offsets
+    ]
+    for message in messages:
+        consumer.track_message(message)
+    return messages
+
+
+def test_a_slow_message_at_the_head_holds_the_commit_until_it_is_done(
+    consumer: Consumer,
+) -> None:
+    slow, *fast = delivered(consumer, range(5, 10))
+    for message in fast:
+        consumer.ack(message)
+    assert consumer._new_offset(PARTITION) is None  # 6..9 done, 5 still running
+    consumer.ack(slow)
+    assert consumer._new_offset(PARTITION) == 10
+
+
+def test_the_run_before_a_slow_message_commits_and_the_rest_waits(
+    consumer: Consumer,
+) -> None:
+    messages = delivered(consumer, range(5, 12))
+    for message in messages[:3] + messages[4:]:  # all but offset 8
+        consumer.ack(message)
+    assert consumer._new_offset(PARTITION) == 8
+    consumer._committed_offset[PARTITION] = 8
+    assert consumer._new_offset(PARTITION) is None
+    consumer.ack(messages[3])
+    assert consumer._new_offset(PARTITION) == 12
+
+
+def test_nothing_in_flight_commits_as_faust_does(consumer: Consumer) -> None:
+    for message in delivered(consumer, range(5, 8)):
+        consumer.ack(message)
+    assert consumer._new_offset(PARTITION) == 8
+
+
+def test_lowest_in_flight_ignores_messages_behind_the_commit() -> None:
+    assert lowest_in_flight([12, 9, 30], committed=10) == 12
+    assert lowest_in_flight([3], committed=10) is None
+    assert lowest_in_flight([4, 2], committed=None) == 2
+    assert lowest_in_flight([], committed=0) is None
