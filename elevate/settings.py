@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     # Tries of each Judge0 request (and of a run ending in Internal Error) before IE.
     judge0_max_attempts: int = Field(5, ge=1, alias="JUDGE0_MAX_ATTEMPTS")
     judge0_timeout_seconds: float = Field(300.0, gt=0, alias="JUDGE0_TIMEOUT_SECONDS")
+    # Code run requests a stream worker takes at once (a slow one does not block the rest).
+    code_run_concurrency: int = Field(4, ge=1, le=64, alias="CODE_RUN_CONCURRENCY")
     # Sandboxed processes at a time across all submissions; unset means one per CPU.
     execution_workers: int | None = Field(None, ge=1, alias="EXECUTION_WORKERS")
     # The user sandboxes run as when this process is root: the kernel does not enforce

@@ -30,7 +30,7 @@ from streams.app import (
     scores_by_contest_topic,
     settings,
 )
-from streams.gaps import GapReader, apply_in_order
+from streams.gaps import GapReader, GapRepair
 from streams.rules import attempt as rules
 from streams.rules.attempt import AttemptState, SavedAnswer
 from streams.rules.timing import is_on_time, server_now
@@ -53,7 +53,7 @@ attempts_table = app.Table(
     extra_topic_configs={"max.message.bytes": str(STATE_MESSAGE_BYTES)},
 )
 
-# The last offset applied per partition (keyed by partition number), kept with the
+# The highest offset applied per partition (keyed by partition number), kept with the
 # attempts' state so a restarted worker still knows where it was.
 applied_offsets = app.Table(
     "applied-offsets",
@@ -62,7 +62,7 @@ applied_offsets = app.Table(
     value_type=bytes,
     partitions=attempt_events_topic.partitions,
 )
-gap_reader = GapReader(settings)
+gap_repair = GapRepair(applied_offsets, GapReader(settings))
 
 # Attempts whose expiry event was sent recently, so the sweep does not resend each second.
 _expiry_sent: dict[str, float] = {}
@@ -314,7 +314,7 @@ async def process_attempt_events(stream: StreamT[bytes]) -> None:
     """Apply every attempt event in partition order, reading back any offsets the
     stream skipped (see streams.gaps) before the event that follows them."""
     await definitions.ready.wait()
-    await apply_in_order(stream, applied_offsets, gap_reader, process_message)
+    await gap_repair.apply(stream, process_message)
 
 
 @app.timer(interval=EXPIRY_SWEEP_SECONDS)

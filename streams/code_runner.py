@@ -1,10 +1,11 @@
 """The code runner agent: runs candidates' programs, on the samples or their own input
 ("Run code") and on the hidden tests when an attempt is graded.
 
-Requests are taken one at a time per worker, in partition order, with any offsets
-Faust skipped read back first (streams.gaps): a worker killed mid-run runs the
-unfinished request again after its restart. A submission's tests run in parallel
-(`EXECUTION_WORKERS`); more throughput comes from more workers, up to the partitions.
+Each worker runs `CODE_RUN_CONCURRENCY` requests at once, so one slow program does not
+hold up the runs behind it; a request still running holds its partition's committed
+offset (streams.commits), so a worker killed mid-run runs it again after its restart,
+and offsets Faust skipped are read back (streams.gaps). Sandboxed processes across
+all of them are bounded by `EXECUTION_WORKERS`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from streams.app import (
 from streams.definitions import Question
 from streams.execution.languages import UnsupportedLanguageError
 from streams.execution.runner import CodeRunner, create_runner
-from streams.gaps import GapReader, apply_in_order
+from streams.gaps import GapReader, GapRepair
 from streams.rules.execution import (
     ExecutionResult,
     RunVerdict,
@@ -54,7 +55,7 @@ applied_offsets = app.Table(
     value_type=bytes,
     partitions=code_runs_topic.partitions,
 )
-gap_reader = GapReader(settings)
+gap_repair = GapRepair(applied_offsets, GapReader(settings))
 
 
 def runner() -> CodeRunner:
@@ -169,9 +170,9 @@ async def run_one(
         GRADING_QUEUE_DEPTH.dec()
 
 
-@app.agent(code_runs_topic)
+@app.agent(code_runs_topic, concurrency=settings.code_run_concurrency)
 async def run_code(stream: StreamT[bytes]) -> None:
-    """Run requests one at a time per worker, in order and without gaps (see
-    streams.gaps); a submission's tests still run in parallel in the runner."""
+    """Run up to CODE_RUN_CONCURRENCY requests at once, none skipped (see
+    streams.gaps); a slow one holds the partition's commit, not the runs behind it."""
     await definitions.ready.wait()
-    await apply_in_order(stream, applied_offsets, gap_reader, run_one)
+    await gap_repair.apply(stream, run_one)

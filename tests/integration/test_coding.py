@@ -39,7 +39,7 @@ def case(
     }
 
 
-async def publish_coding_contest(settings: Settings) -> tuple[str, str]:
+async def publish_coding_contest(settings: Settings, time_limit_ms: int = 2000) -> tuple[str, str]:
     """A contest with one coding question, published straight to the definitions topic."""
     contest_id, question_id = str(uuid.uuid4()), str(uuid.uuid4())
     now = server_now()
@@ -57,7 +57,7 @@ async def publish_coding_contest(settings: Settings) -> tuple[str, str]:
         "revision": 1,
         "rubric": "",
         "languages": ["python3", "cpp17", "java17"],
-        "time_limit_ms": 2000,
+        "time_limit_ms": time_limit_ms,
         "memory_limit_mb": 256,
         "compare_mode": "trim",
         "abs_tolerance": 1e-6,

@@ -19,8 +19,12 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from api.admins import create_admin
+from avro_schemas.codec import decode
+from avro_schemas.topics import CODE_RUNS
 from elevate.settings import Settings
 from streams.rules import attempt as rules
 from streams.rules.attempt import ContestTiming, QuestionKey, SavedAnswer
@@ -314,3 +318,99 @@ async def test_killing_the_worker_and_the_sink_mid_burst_loses_and_duplicates_no
         if abs(total - expected) > 1e-6 or counted_saves != counted.get(attempt["attempt_id"], 0):
             wrong.append((attempt["attempt_id"], total, expected, counted_saves))
     assert not wrong, wrong[:5]
+
+
+async def _offset_of(settings: Settings, topic: str, event_id: str) -> tuple[int, int]:
+    """(partition, offset) of the request with this event id."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(CODE_RUNS.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    if decode(record.value).value["event_id"] == event_id:
+                        return record.partition, record.offset
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"request {event_id} is not on {topic}")
+
+
+async def _committed(settings: Settings, group: str, topic: str, partition: int) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return offsets[TopicPartition(topic, partition)].offset
+
+
+async def test_a_slow_run_in_flight_when_the_worker_dies_runs_after_restart(
+    roles: Roles,
+) -> None:
+    """With several runs at once per worker, the fast runs behind a slow one finish,
+    the committed offset stays at the slow one, and after kill -9 and a restart the
+    slow one runs."""
+    from tests.integration.conftest import CandidateSession
+    from tests.integration.test_coding import publish_coding_contest
+
+    assert int(roles.env.get("CODE_RUN_CONCURRENCY", "4")) > 1
+    settings = Settings.model_validate(roles.env)
+    ingest_url = f"http://127.0.0.1:{roles.env['INGEST_PORT']}"
+    await _ready(f"{ingest_url}/readyz", roles)
+    contest_id, question_id = await publish_coding_contest(settings, time_limit_ms=15_000)
+    async with httpx.AsyncClient(base_url=ingest_url, timeout=30) as ingest:
+        for _ in range(100):
+            probe = await ingest.post(f"/api/v1/contest/{contest_id}/start", content=b"{")
+            if probe.status_code != 404:
+                break
+            await asyncio.sleep(0.1)
+        person = CandidateSession(ingest, contest_id, "slow@example.org")
+        await person.start()
+
+        async def execute(source: str) -> str:
+            reply = await ingest.post(
+                f"/api/v1/attempt/{person.attempt_id}/code/execute",
+                json={"question_id": question_id, "language": "python3", "source": source},
+                headers=person.auth,
+            )
+            assert reply.status_code == 202, reply.text
+            job: str = reply.json()["job_id"]
+            return job
+
+        async def verdict(job: str) -> str | None:
+            reply = await ingest.get(
+                f"/api/v1/attempt/{person.attempt_id}/code/result/{job}", headers=person.auth
+            )
+            return str(reply.json()["verdict"]) if reply.status_code == 200 else None
+
+        async def wait_for(jobs: list[str], seconds: float) -> dict[str, str | None]:
+            verdicts: dict[str, str | None] = {}
+            for _ in range(int(seconds * 4)):
+                verdicts = {job: await verdict(job) for job in jobs}
+                if all(verdicts.values()):
+                    break
+                await asyncio.sleep(0.25)
+            return verdicts
+
+        warm_up = await execute("print(3)\n")  # the worker is up and runs code
+        assert (await wait_for([warm_up], 120))[warm_up] == "AC"
+        slow = await execute("import time\ntime.sleep(20)\nprint(3)\n")
+        fast = [await execute("print(3)\n") for _ in range(4)]
+        assert set((await wait_for(fast, 60)).values()) == {"AC"}, "fast runs waited"
+        assert await verdict(slow) is None
+
+        topic = CODE_RUNS.name(settings.topic_prefix)
+        partition, slow_offset = await _offset_of(settings, topic, slow)
+        await asyncio.sleep(3)  # commits run every second
+        group = f"{settings.topic_prefix}streams"
+        assert await _committed(settings, group, topic, partition) <= slow_offset
+
+        roles.kill("streams")  # while the slow run is still in flight
+        roles.start("streams")
+        verdicts = await wait_for([slow, *fast], 180)
+        assert verdicts[slow] == "AC", "the slow run was committed but never processed"
