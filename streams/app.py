@@ -10,7 +10,6 @@ import logging
 from typing import Any
 
 import faust
-from faust.types import EventT
 
 from avro_schemas.codec import encode
 from avro_schemas.records import Record
@@ -30,6 +29,7 @@ from elevate.observability import EVENTS_PRODUCED
 from elevate.settings import get_settings
 from streams.commits import StreamsApp
 from streams.definitions import DefinitionsView, follow_definitions
+from streams.gaps import GapReader, GapRepair
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +90,20 @@ async def _follow_definitions() -> None:
     await follow_definitions(settings, definitions)
 
 
+def gap_repair(table_name: str, topic: faust.TopicT) -> GapRepair:
+    """Gap repair for an agent on `topic`, with its table of the highest offset handled
+    per partition (see streams.gaps)."""
+    reached = app.Table(
+        table_name, default=None, key_type=bytes, value_type=bytes, partitions=topic.partitions
+    )
+    return GapRepair(reached, GapReader(settings))
+
+
 async def emit(topic: faust.TopicT, record: Record, key: str, value: dict[str, Any]) -> None:
     """Queue one output; Faust flushes the producer before it commits the input offset,
     so an input is never committed ahead of what it produced."""
     await topic.send(key=key.encode(), value=encode(record, value))
     EVENTS_PRODUCED.labels(topic.get_topic_name()).inc()
-
-
-async def dead_letter(event: EventT[Any], error: str) -> None:
-    """Keep an unprocessable event with the reason and its source position."""
-    message = event.message
-    await dead_letter_message(
-        message.key, message.value, message.topic, message.partition, message.offset, error
-    )
 
 
 async def dead_letter_message(

@@ -26,11 +26,11 @@ from streams.app import (
     dead_letter_message,
     definitions,
     emit,
+    gap_repair,
     grading_results_topic,
     scores_by_contest_topic,
     settings,
 )
-from streams.gaps import GapReader, GapRepair
 from streams.rules import attempt as rules
 from streams.rules.attempt import AttemptState, SavedAnswer
 from streams.rules.timing import is_on_time, server_now
@@ -53,16 +53,7 @@ attempts_table = app.Table(
     extra_topic_configs={"max.message.bytes": str(STATE_MESSAGE_BYTES)},
 )
 
-# The highest offset applied per partition (keyed by partition number), kept with the
-# attempts' state so a restarted worker still knows where it was.
-applied_offsets = app.Table(
-    "applied-offsets",
-    default=None,
-    key_type=bytes,
-    value_type=bytes,
-    partitions=attempt_events_topic.partitions,
-)
-gap_repair = GapRepair(applied_offsets, GapReader(settings))
+events_gap_repair = gap_repair("applied-offsets", attempt_events_topic)
 
 # Attempts whose expiry event was sent recently, so the sweep does not resend each second.
 _expiry_sent: dict[str, float] = {}
@@ -314,7 +305,7 @@ async def process_attempt_events(stream: StreamT[bytes]) -> None:
     """Apply every attempt event in partition order, reading back any offsets the
     stream skipped (see streams.gaps) before the event that follows them."""
     await definitions.ready.wait()
-    await gap_repair.apply(stream, process_message)
+    await events_gap_repair.apply(stream, process_message)
 
 
 @app.timer(interval=EXPIRY_SWEEP_SECONDS)

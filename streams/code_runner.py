@@ -27,12 +27,12 @@ from streams.app import (
     dead_letter_message,
     definitions,
     emit,
+    gap_repair,
     settings,
 )
 from streams.definitions import Question
 from streams.execution.languages import UnsupportedLanguageError
 from streams.execution.runner import CodeRunner, create_runner
-from streams.gaps import GapReader, GapRepair
 from streams.rules.execution import (
     ExecutionResult,
     RunVerdict,
@@ -48,14 +48,7 @@ GRADER_VERSION = "code-1"
 KEPT_OUTPUT_BYTES = 64 * 1024
 
 _runner: CodeRunner | None = None
-applied_offsets = app.Table(
-    "code-runs-applied",
-    default=None,
-    key_type=bytes,
-    value_type=bytes,
-    partitions=code_runs_topic.partitions,
-)
-gap_repair = GapRepair(applied_offsets, GapReader(settings))
+runs_gap_repair = gap_repair("code-runs-applied", code_runs_topic)
 
 
 def runner() -> CodeRunner:
@@ -175,4 +168,4 @@ async def run_code(stream: StreamT[bytes]) -> None:
     """Run up to CODE_RUN_CONCURRENCY requests at once, none skipped (see
     streams.gaps); a slow one holds the partition's commit, not the runs behind it."""
     await definitions.ready.wait()
-    await gap_repair.apply(stream, run_one)
+    await runs_gap_repair.apply(stream, run_one)

@@ -9,13 +9,21 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from faust.types import StreamT
 
 from avro_schemas.codec import DecodeError, decode
 from avro_schemas.records import Record
-from streams.app import app, emit, leaderboard_topic, scores_by_contest_topic
+from streams.app import (
+    app,
+    dead_letter_message,
+    emit,
+    gap_repair,
+    leaderboard_topic,
+    scores_by_contest_topic,
+)
 from streams.rules.ranking import LeaderboardIndex, Standing
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,7 @@ standings_table = app.Table(
     "standings", default=None, key_type=bytes, value_type=bytes, partitions=6
 )
 _indexes: dict[str, LeaderboardIndex] = {}
+scores_gap_repair = gap_repair("standings-reached", scores_by_contest_topic)
 
 
 def _index_for(contest_id: str) -> LeaderboardIndex:
@@ -61,56 +70,69 @@ def _index_for(contest_id: str) -> LeaderboardIndex:
     return index
 
 
+async def rank_one(
+    key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
+) -> None:
+    """Place one finished (or regraded, or invalidated) attempt on its contest's board."""
+    try:
+        decoded = decode(value)
+        if decoded.name != Record.ATTEMPT_SCORED:
+            raise ValueError(f"{decoded.name} does not belong on the scores topic")
+        await place(decoded.value)
+    except (DecodeError, KeyError, ValueError, TypeError) as exc:
+        await dead_letter_message(
+            key, value, topic, partition, offset, f"{type(exc).__name__}: {exc}"
+        )
+
+
+async def place(scored: dict[str, Any]) -> None:
+    contest_id, attempt_id = scored["contest_id"], scored["attempt_id"]
+    index = _index_for(contest_id)
+    key = f"{contest_id}/{attempt_id}".encode()
+    invalidated = scored["status"] == "invalidated"
+    standing = Standing(
+        attempt_id,
+        scored["participant_name"],
+        scored["total_score"],
+        scored["score_changed_at"],
+        scored["started_at"],
+    )
+    if invalidated:
+        index.remove(attempt_id)
+        standings_table[key] = b""
+        rank = 0
+    else:
+        rank = index.upsert(standing)
+        standings_table[key] = _encoder.encode(
+            StoredStanding(
+                attempt_id,
+                standing.participant_name,
+                standing.total_score,
+                standing.score_changed_at,
+                standing.started_at,
+            )
+        )
+    await emit(
+        leaderboard_topic,
+        Record.LEADERBOARD_UPDATE,
+        contest_id,
+        {
+            "event_id": str(uuid.uuid5(UPDATE_NAMESPACE, scored["event_id"])),
+            "contest_id": contest_id,
+            "attempt_id": attempt_id,
+            "participant_name": standing.participant_name,
+            "total_score": standing.total_score,
+            "rank": rank,
+            "score_changed_at": standing.score_changed_at,
+            "started_at": standing.started_at,
+            "invalidated": invalidated,
+            # The grading's own time: the same grading replayed updates nothing.
+            "updated_at": scored["graded_at"],
+        },
+    )
+
+
 @app.agent(scores_by_contest_topic)
 async def rank_attempts(stream: StreamT[bytes]) -> None:
-    """Place each finished (or regraded, or invalidated) attempt on its contest's board."""
-    async for value in stream:
-        try:
-            scored = decode(value).value
-        except DecodeError as exc:
-            log.error("undecodable attempt total skipped by the leaderboard: %s", exc)
-            continue
-        contest_id, attempt_id = scored["contest_id"], scored["attempt_id"]
-        index = _index_for(contest_id)
-        key = f"{contest_id}/{attempt_id}".encode()
-        invalidated = scored["status"] == "invalidated"
-        standing = Standing(
-            attempt_id,
-            scored["participant_name"],
-            scored["total_score"],
-            scored["score_changed_at"],
-            scored["started_at"],
-        )
-        if invalidated:
-            index.remove(attempt_id)
-            standings_table[key] = b""
-            rank = 0
-        else:
-            rank = index.upsert(standing)
-            standings_table[key] = _encoder.encode(
-                StoredStanding(
-                    attempt_id,
-                    standing.participant_name,
-                    standing.total_score,
-                    standing.score_changed_at,
-                    standing.started_at,
-                )
-            )
-        await emit(
-            leaderboard_topic,
-            Record.LEADERBOARD_UPDATE,
-            contest_id,
-            {
-                "event_id": str(uuid.uuid5(UPDATE_NAMESPACE, scored["event_id"])),
-                "contest_id": contest_id,
-                "attempt_id": attempt_id,
-                "participant_name": standing.participant_name,
-                "total_score": standing.total_score,
-                "rank": rank,
-                "score_changed_at": standing.score_changed_at,
-                "started_at": standing.started_at,
-                "invalidated": invalidated,
-                # The grading's own time: the same grading replayed updates nothing.
-                "updated_at": scored["graded_at"],
-            },
-        )
+    """Rank every attempt total, none skipped (see streams.gaps)."""
+    await scores_gap_repair.apply(stream, rank_one)

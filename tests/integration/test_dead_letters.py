@@ -142,3 +142,26 @@ async def test_a_heartbeat_under_another_attempts_key_is_dead_lettered(
 
     letter = await eventually(listed, what="the forged heartbeat dead-lettered")
     assert "key" in letter["error"]
+
+
+async def test_an_undecodable_attempt_total_is_dead_lettered_by_the_leaderboard(
+    admin: httpx.AsyncClient, pipeline: RunningPipeline
+) -> None:
+    from avro_schemas.topics import SCORES_BY_CONTEST
+
+    topic = SCORES_BY_CONTEST.name(pipeline.settings.topic_prefix)
+    contest_key = str(uuid.uuid4())
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"\x00not avro", key=contest_key.encode())
+    finally:
+        await producer.stop()
+
+    async def listed() -> dict[str, Any] | None:
+        reply = await admin.get("/api/v1/admin/dead-letters/", params={"limit": 500})
+        mine = [d for d in reply.json() if d["key"] == contest_key]
+        return mine[0] if mine else None
+
+    letter = await eventually(listed, what="the corrupt total dead-lettered")
+    assert letter["source_topic"] == topic
