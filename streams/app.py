@@ -7,11 +7,12 @@ message that does not decode is dead-lettered instead of stopping the stream.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
 
-from avro_schemas.codec import encode
+from avro_schemas.codec import DecodeError, encode
 from avro_schemas.records import Record
 from avro_schemas.topics import (
     ATTEMPT_CLOCK,
@@ -29,7 +30,7 @@ from elevate.observability import EVENTS_PRODUCED
 from elevate.settings import get_settings
 from streams.commits import StreamsApp
 from streams.definitions import DefinitionsView, follow_definitions
-from streams.gaps import GapReader, GapRepair
+from streams.gaps import GapReader, GapRepair, Handler
 
 log = logging.getLogger(__name__)
 
@@ -122,3 +123,30 @@ async def dead_letter_message(
     )
     DEAD_LETTERS_COUNT.labels(topic).inc()
     log.warning("dead-lettered %s[%d]@%d: %s", topic, partition, offset, error)
+
+
+MessageApplier = Callable[[bytes | None, bytes | None, str], Awaitable[None]]
+
+
+def dead_lettering(what: str) -> Callable[[MessageApplier], Handler]:
+    """Make `apply(key, value, topic)` a gap-repair handler that dead-letters, with the
+    reason, a message it cannot apply (undecodable, a field missing or wrong) or that
+    fails unexpectedly: one bad message never stops the stream or vanishes."""
+
+    def wrap(apply: MessageApplier) -> Handler:
+        async def handle(
+            key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
+        ) -> None:
+            try:
+                await apply(key, value, topic)
+            except (DecodeError, KeyError, ValueError, TypeError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                await dead_letter_message(key, value, topic, partition, offset, reason)
+            except Exception as exc:
+                log.exception("unexpected error on %s", what)
+                reason = f"unexpected {type(exc).__name__}: {exc}"
+                await dead_letter_message(key, value, topic, partition, offset, reason)
+
+        return handle
+
+    return wrap

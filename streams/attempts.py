@@ -14,7 +14,7 @@ from typing import Any
 
 from faust.types import StreamT
 
-from avro_schemas.codec import DecodeError, decode, encode
+from avro_schemas.codec import decode, encode
 from avro_schemas.records import Record
 from elevate.observability import ACTIVE_ATTEMPTS, EVENTS_CONSUMED
 from streams.app import (
@@ -23,7 +23,7 @@ from streams.app import (
     attempt_clock_topic,
     attempt_events_topic,
     code_runs_topic,
-    dead_letter_message,
+    dead_lettering,
     definitions,
     emit,
     gap_repair,
@@ -59,7 +59,7 @@ events_gap_repair = gap_repair("applied-offsets", attempt_events_topic)
 _expiry_sent: dict[str, float] = {}
 
 
-class Unprocessable(Exception):
+class Unprocessable(ValueError):
     """The event is well-formed but cannot apply (e.g. unknown attempt or contest)."""
 
 
@@ -273,31 +273,20 @@ async def apply_event(
     return state
 
 
-async def process_message(
-    key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
-) -> None:
-    """Apply one attempt event to its attempt's state; dead-letter what cannot apply."""
+@dead_lettering("attempt event")
+async def process_message(key: bytes | None, value: bytes | None, topic: str) -> None:
+    """Apply one attempt event to its attempt's state."""
     EVENTS_CONSUMED.labels(topic, "streams").inc()
-    try:
-        decoded = decode(value)
-        fields = decoded.value
-        if key is None or key.decode() != fields.get("attempt_id"):
-            raise Unprocessable("message key is not the event's attempt_id")
-        stored = attempts_table.get(key)
-        current = rules.load_state(stored) if stored else None
-        state = await apply_event(decoded.name, fields, current)
-        attempts_table[key] = rules.dump_state(state)
-        if decoded.name in CLOCK_EVENTS:
-            await emit_clock(state)
-    except (DecodeError, Unprocessable, KeyError, ValueError, TypeError) as exc:
-        await dead_letter_message(
-            key, value, topic, partition, offset, f"{type(exc).__name__}: {exc}"
-        )
-    except Exception as exc:  # never let one event stop the stream or be skipped silently
-        log.exception("unexpected error on attempt event")
-        await dead_letter_message(
-            key, value, topic, partition, offset, f"unexpected {type(exc).__name__}: {exc}"
-        )
+    decoded = decode(value)
+    fields = decoded.value
+    if key is None or key.decode() != fields.get("attempt_id"):
+        raise Unprocessable("message key is not the event's attempt_id")
+    stored = attempts_table.get(key)
+    current = rules.load_state(stored) if stored else None
+    state = await apply_event(decoded.name, fields, current)
+    attempts_table[key] = rules.dump_state(state)
+    if decoded.name in CLOCK_EVENTS:
+        await emit_clock(state)
 
 
 @app.agent(attempt_events_topic)

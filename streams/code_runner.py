@@ -16,7 +16,7 @@ from typing import Any
 
 from faust.types import StreamT
 
-from avro_schemas.codec import DecodeError, decode
+from avro_schemas.codec import decode
 from avro_schemas.records import Record
 from elevate.observability import EXECUTION_SECONDS, GRADING_QUEUE_DEPTH
 from streams.app import (
@@ -24,7 +24,7 @@ from streams.app import (
     attempt_events_topic,
     code_results_topic,
     code_runs_topic,
-    dead_letter_message,
+    dead_lettering,
     definitions,
     emit,
     gap_repair,
@@ -133,9 +133,8 @@ async def execute(request: dict[str, Any]) -> dict[str, Any] | None:
     return outcome_record(request, question, result, name)
 
 
-async def run_one(
-    key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
-) -> None:
+@dead_lettering("code run")
+async def run_one(key: bytes | None, value: bytes | None, topic: str) -> None:
     """Execute one request and send its outcome: a grading run back to the attempt's
     own stream (so it applies in order with the attempt's events), a candidate's run to
     the results topic ingest serves from."""
@@ -150,15 +149,6 @@ async def run_one(
             raise ValueError(f"question {request['question_id']} is not defined")
         target = attempt_events_topic if request["purpose"] == "grade" else code_results_topic
         await emit(target, Record.CODE_EXECUTED, request["attempt_id"], outcome)
-    except (DecodeError, KeyError, ValueError, TypeError) as exc:
-        await dead_letter_message(
-            key, value, topic, partition, offset, f"{type(exc).__name__}: {exc}"
-        )
-    except Exception as exc:  # never let one program stop the runner
-        log.exception("code run failed")
-        await dead_letter_message(
-            key, value, topic, partition, offset, f"unexpected {type(exc).__name__}: {exc}"
-        )
     finally:
         GRADING_QUEUE_DEPTH.dec()
 

@@ -14,11 +14,11 @@ from typing import Any
 import msgspec
 from faust.types import StreamT
 
-from avro_schemas.codec import DecodeError, decode
+from avro_schemas.codec import decode
 from avro_schemas.records import Record
 from streams.app import (
     app,
-    dead_letter_message,
+    dead_lettering,
     emit,
     gap_repair,
     leaderboard_topic,
@@ -70,19 +70,13 @@ def _index_for(contest_id: str) -> LeaderboardIndex:
     return index
 
 
-async def rank_one(
-    key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
-) -> None:
+@dead_lettering("attempt total")
+async def rank_one(key: bytes | None, value: bytes | None, topic: str) -> None:
     """Place one finished (or regraded, or invalidated) attempt on its contest's board."""
-    try:
-        decoded = decode(value)
-        if decoded.name != Record.ATTEMPT_SCORED:
-            raise ValueError(f"{decoded.name} does not belong on the scores topic")
-        await place(decoded.value)
-    except (DecodeError, KeyError, ValueError, TypeError) as exc:
-        await dead_letter_message(
-            key, value, topic, partition, offset, f"{type(exc).__name__}: {exc}"
-        )
+    decoded = decode(value)
+    if decoded.name != Record.ATTEMPT_SCORED:
+        raise ValueError(f"{decoded.name} does not belong on the scores topic")
+    await place(decoded.value)
 
 
 async def place(scored: dict[str, Any]) -> None:

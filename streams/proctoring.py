@@ -11,11 +11,11 @@ from typing import Any
 import msgspec
 from faust.types import StreamT
 
-from avro_schemas.codec import DecodeError, decode
+from avro_schemas.codec import decode
 from avro_schemas.records import Record
 from avro_schemas.topics import HEARTBEATS, PROCTORING_FLAGS
 from elevate.observability import EVENTS_CONSUMED
-from streams.app import app, dead_letter_message, emit, faust_topic, gap_repair, settings
+from streams.app import app, dead_lettering, emit, faust_topic, gap_repair, settings
 from streams.rules.proctoring import (
     Connection,
     ProctoringPolicy,
@@ -81,45 +81,34 @@ async def report_if_changed(state: ProctoringState) -> None:
         await emit(flags_topic, Record.PROCTORING_FLAG, state.attempt_id, record)
 
 
-async def apply_beat(
-    key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int
-) -> None:
+@dead_lettering("heartbeat")
+async def apply_beat(key: bytes | None, value: bytes | None, topic: str) -> None:
     """Apply one beat or focus change to its attempt's picture."""
     EVENTS_CONSUMED.labels(topic, "streams").inc()
-    try:
-        decoded = decode(value)
-        if decoded.name != Record.HEARTBEAT:
-            raise ValueError(f"{decoded.name} does not belong on the heartbeats topic")
-        beat = decoded.value
-        state_key = beat["attempt_id"].encode()
-        if key != state_key:
-            raise ValueError("message key is not the event's attempt_id")
-        stored = proctoring_table.get(state_key)
-        state = (
-            _decoder.decode(stored)
-            if stored
-            else ProctoringState(attempt_id=beat["attempt_id"], contest_id=beat["contest_id"])
-        )
-        record_signal(
-            state,
-            event_id=beat["event_id"],
-            kind=beat["kind"],
-            at=beat["server_ts"],
-            ip=beat["ip"],
-            user_agent=beat["user_agent"],
-            policy=policy,
-        )
-        proctoring_table[state_key] = _encoder.encode(state)
-        await report_if_changed(state)
-    except (DecodeError, KeyError, ValueError, TypeError) as exc:
-        await dead_letter_message(
-            key, value, topic, partition, offset, f"{type(exc).__name__}: {exc}"
-        )
-    except Exception as exc:
-        log.exception("unexpected error on a heartbeat")
-        await dead_letter_message(
-            key, value, topic, partition, offset, f"unexpected {type(exc).__name__}: {exc}"
-        )
+    decoded = decode(value)
+    if decoded.name != Record.HEARTBEAT:
+        raise ValueError(f"{decoded.name} does not belong on the heartbeats topic")
+    beat = decoded.value
+    state_key = beat["attempt_id"].encode()
+    if key != state_key:
+        raise ValueError("message key is not the event's attempt_id")
+    stored = proctoring_table.get(state_key)
+    state = (
+        _decoder.decode(stored)
+        if stored
+        else ProctoringState(attempt_id=beat["attempt_id"], contest_id=beat["contest_id"])
+    )
+    record_signal(
+        state,
+        event_id=beat["event_id"],
+        kind=beat["kind"],
+        at=beat["server_ts"],
+        ip=beat["ip"],
+        user_agent=beat["user_agent"],
+        policy=policy,
+    )
+    proctoring_table[state_key] = _encoder.encode(state)
+    await report_if_changed(state)
 
 
 @app.agent(heartbeats_topic)
