@@ -19,7 +19,8 @@ MCQ_KINDS = frozenset({QuestionKind.MCQ_SINGLE, QuestionKind.MCQ_MULTI})
 MIN_MCQ_OPTIONS = 2
 # Graders read rubrics; coding answers are graded by hand until a judge scores them.
 RUBRIC_KINDS = frozenset({QuestionKind.SUBJECTIVE, QuestionKind.CODING})
-# The tests of one question live in a jsonb cell and travel to the judge whole.
+# The tests of one question live in a jsonb cell and travel to the judge whole, inside
+# the question's definition (see avro_schemas.topics.DEFINITIONS).
 MAX_CODING_TEST_BYTES = 16 * 1024 * 1024
 CODING_LOC = ("content", "coding")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from avro_schemas.codec import encode
 from avro_schemas.records import Record
 from avro_schemas.topics import DEFINITIONS
 from elevate.kafka import send_record
@@ -22,6 +23,8 @@ from elevate.settings import Settings
 log = logging.getLogger(__name__)
 
 Row = Mapping[str, Any]
+# Room left in a Kafka message for its key, headers and batch framing.
+MESSAGE_OVERHEAD_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -110,17 +113,33 @@ def contest_definition(contest: Row, questions: Sequence[Row]) -> dict[str, obje
     }
 
 
+def question_messages(questions: Sequence[Row]) -> list[DefinitionMessage]:
+    """The questions' definitions, in contest order."""
+    return [
+        DefinitionMessage(Record.QUESTION_DEFINITION, str(q["id"]), question_definition(q))
+        for q in sorted(questions, key=question_order)
+    ]
+
+
 def definition_messages(contest: Row, questions: Sequence[Row]) -> list[DefinitionMessage]:
     """What publishing a contest sends, in order: its questions, then the contest."""
-    ordered = sorted(questions, key=question_order)
     return [
-        *(
-            DefinitionMessage(Record.QUESTION_DEFINITION, str(q["id"]), question_definition(q))
-            for q in ordered
-        ),
+        *question_messages(questions),
         DefinitionMessage(
-            Record.CONTEST_DEFINITION, str(contest["id"]), contest_definition(contest, ordered)
+            Record.CONTEST_DEFINITION, str(contest["id"]), contest_definition(contest, questions)
         ),
+    ]
+
+
+def too_large_to_publish(messages: Sequence[DefinitionMessage]) -> list[str]:
+    """Each definition Kafka would refuse for its size, with its size and the limit."""
+    limit = (DEFINITIONS.max_message_bytes or 1024 * 1024) - MESSAGE_OVERHEAD_BYTES
+    sizes = ((message, len(encode(message.record, message.value))) for message in messages)
+    return [
+        f"{message.record.name.lower().replace('_', ' ')} {message.key} is {size} bytes"
+        f" encoded; at most {limit} can be published"
+        for message, size in sizes
+        if size > limit
     ]
 
 

@@ -21,6 +21,7 @@ class TopicSpec:
     records: tuple[Record, ...]
     compacted: bool = False
     retention_ms: int | None = None  # None: the broker's default
+    max_message_bytes: int | None = None  # None: the broker's default (1 MB)
 
     def name(self, prefix: str) -> str:
         return f"{prefix}{self.base_name}"
@@ -49,6 +50,8 @@ DEFINITIONS = TopicSpec(
     partitions=1,  # one partition keeps a contest and its questions in publish order
     records=(Record.CONTEST_DEFINITION, Record.QUESTION_DEFINITION),
     compacted=True,
+    # A coding question carries its tests (up to 16 MiB) besides its prompt and options.
+    max_message_bytes=24 * 1024 * 1024,
 )
 GRADING_RESULTS = TopicSpec(
     "grading-results",
@@ -103,3 +106,6 @@ ALL_TOPICS = (
     CODE_RESULTS,
     DEAD_LETTERS,
 )
+
+# What a producer must be able to send, and a consumer to fetch, in one message.
+LARGEST_MESSAGE_BYTES = max(spec.max_message_bytes or 1024 * 1024 for spec in ALL_TOPICS)

@@ -12,7 +12,7 @@ from aiokafka.errors import RequestTimedOutError, TopicAlreadyExistsError
 
 from avro_schemas.codec import Decoded, DecodeError, decode, encode
 from avro_schemas.records import Record
-from avro_schemas.topics import ALL_TOPICS, DEAD_LETTERS, TopicSpec
+from avro_schemas.topics import ALL_TOPICS, DEAD_LETTERS, LARGEST_MESSAGE_BYTES, TopicSpec
 from elevate.observability import DEAD_LETTERS as DEAD_LETTERS_COUNT
 from elevate.observability import EVENTS_PRODUCED
 from elevate.settings import Settings
@@ -35,6 +35,7 @@ def create_producer(settings: Settings, *, client_id: str) -> AIOKafkaProducer:
         linger_ms=settings.producer_linger_ms,
         compression_type=compression,
         request_timeout_ms=15_000,
+        max_request_size=LARGEST_MESSAGE_BYTES,
     )
 
 
@@ -42,6 +43,8 @@ def _topic_configs(spec: TopicSpec) -> dict[str, str]:
     configs = {"cleanup.policy": "compact"} if spec.compacted else {}
     if spec.retention_ms is not None:
         configs["retention.ms"] = str(spec.retention_ms)
+    if spec.max_message_bytes is not None:
+        configs["max.message.bytes"] = str(spec.max_message_bytes)
     return configs
 
 

@@ -13,7 +13,7 @@ from psycopg.rows import DictRow
 from api.definition_rules import FieldProblem, contest_window_problems, requested_duration
 from api.deps import AdminOnly, DbConn, Paging, Producer, SettingsDep, require_admin
 from api.errors import conflict, draft_only, unprocessable
-from api.publishing import send_definitions
+from api.publishing import question_messages, send_definitions, too_large_to_publish
 from api.routing import SlashTolerantRouter
 from api.rows import CONTEST_COLUMNS, contest_row, question_rows
 from api.schemas import (
@@ -184,6 +184,14 @@ async def publish_contest(
         questions = await question_rows(conn, contest_id)
         if not questions:
             raise conflict(f"contest {contest_id} has no questions; add at least one to publish")
+        too_large = too_large_to_publish(question_messages(questions))
+        if too_large:
+            # Checked before the commit: a contest published with a definition Kafka
+            # refuses would stay published with no way to send it.
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                "cannot publish: " + "; ".join(too_large) + "; shorten these questions",
+            )
         if contest["status"] == "draft":
             cursor = await conn.execute(
                 "UPDATE contests SET status = 'published',"

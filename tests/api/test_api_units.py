@@ -37,7 +37,13 @@ from api.definition_rules import (
     requested_duration,
 )
 from api.live_attempts import current_deadline, seconds_left
-from api.publishing import contest_definition, definition_messages, question_definition
+from api.publishing import (
+    contest_definition,
+    definition_messages,
+    question_definition,
+    question_messages,
+    too_large_to_publish,
+)
 from api.routes.grading import RESPONSE_NAMESPACE, response_id_for
 from api.routing import SlashTolerantRouter
 from api.schemas import CodingSpec
@@ -183,6 +189,14 @@ def test_definitions_fit_their_avro_schemas() -> None:
     assert {name: decoded_question.value[name] for name in sent} == sent
     assert decoded_contest.value["published_at"] == CONTEST["published_at"]
     assert decoded_contest.value["question_ids"] == [str(question["id"])]
+
+
+def test_a_definition_kafka_would_refuse_is_named_before_publishing() -> None:
+    fits = _question(0, 0)
+    huge = _question(1, 0, prompt="x" * (24 * 1024 * 1024))
+    assert too_large_to_publish(question_messages([fits])) == []
+    (problem,) = too_large_to_publish(question_messages([fits, huge]))
+    assert str(huge["id"]) in problem and "bytes" in problem
 
 
 def test_unpublished_contest_has_no_definition() -> None:

@@ -178,3 +178,33 @@ async def test_run_code_then_grade_on_submit_with_subtasks(
     assert per_test == {"h1": "AC", "h2": "AC", "h3": "WA"}
     attempt = await query("SELECT total_score FROM attempts WHERE id = %s", person.attempt_id)
     assert attempt == [{"total_score": 5.0}]
+
+
+async def test_a_question_with_megabytes_of_tests_publishes_and_runs(
+    publish_contest: Callable[..., Awaitable[dict[str, Any]]], ingest: httpx.AsyncClient
+) -> None:
+    """Definitions over Kafka's default 1 MB message size go through the whole pipeline."""
+    big_input = "7 8\n" + "0" * 900_000 + "\n"
+    question = {
+        "type": "coding",
+        "content": {
+            "question": "Sum of two numbers, with large tests",
+            "coding": {
+                "statement": "Read two integers and print their sum.",
+                "languages": ["python3"],
+                "time_limit_ms": 2000,
+                "memory_limit_mb": 256,
+                "sample_tests": [{"input": "1 2\n", "output": "3\n"}],
+                "hidden_tests": [{"input": big_input, "output": "15\n"} for _ in range(3)],
+            },
+        },
+        "scoring": {"max_marks": 10},
+    }
+    contest = await publish_contest(questions=[question])
+    question_id = contest["questions"][0]["id"]
+    person = CandidateSession(ingest, contest["id"], f"big-{uuid.uuid4().hex[:6]}@example.org")
+    await person.start()
+    ran = await run_code(
+        person, {"question_id": question_id, "language": "python3", "source": "print(3)\n"}
+    )
+    assert ran["verdict"] == "AC"
