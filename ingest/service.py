@@ -27,9 +27,10 @@ from elevate.settings import Settings
 from ingest.bodies import EMAIL_SHAPE, ExecuteBody, HeartbeatBody, SaveBody, StartBody, SubmitBody
 from ingest.clocks import AttemptClocks
 from ingest.code_results import CodeResults, shown_to_candidate
+from ingest.jobs import JOB_HORIZON, job_lapsed, new_job_id
 from ingest.limits import TokenBuckets
 from ingest.tokens import AttemptClaims, AttemptTokenReader, TokenError, issue_attempt_token
-from streams.definitions import Contest, DefinitionsView
+from streams.definitions import Contest, DefinitionsView, Question
 from streams.rules.scoring import QuestionKind, answer_shape_error
 from streams.rules.timing import attempt_deadline, contest_is_open, is_on_time, server_now
 
@@ -121,6 +122,32 @@ def _valid_uuid(value: str, what: str) -> str:
         return str(uuid.UUID(value))
     except ValueError as exc:
         raise IngestError(422, f"{what} {value!r} is not a UUID") from exc
+
+
+def shown_question(question: Question) -> dict[str, Any]:
+    """What a candidate sees of a question: never its answer key or hidden tests; for a
+    coding question its languages, limits and sample tests."""
+    shown: dict[str, Any] = {
+        "question_id": question.question_id,
+        "kind": question.kind.value,
+        "prompt": question.prompt,
+        "options": list(question.options),
+        "max_marks": question.max_marks,
+    }
+    if question.kind is QuestionKind.CODING:
+        shown.update(
+            languages=list(question.languages),
+            time_limit_ms=question.time_limit_ms,
+            memory_limit_mb=question.memory_limit_mb,
+            sample_tests=[
+                {
+                    "input": test.input.decode(errors="replace"),
+                    "output": test.expected.decode(errors="replace"),
+                }
+                for test in question.sample_tests
+            ],
+        )
+    return shown
 
 
 class IngestService:
@@ -251,16 +278,7 @@ class IngestService:
             "started_at": started_at.isoformat(),
             "deadline": deadline.isoformat(),
             "grace_seconds": self.settings.grace_seconds,
-            "questions": [
-                {
-                    "question_id": q.question_id,
-                    "kind": q.kind.value,
-                    "prompt": q.prompt,
-                    "options": list(q.options),
-                    "max_marks": q.max_marks,
-                }
-                for q in self.definitions.questions_of(contest)
-            ],
+            "questions": [shown_question(q) for q in self.definitions.questions_of(contest)],
         }
 
     async def save(
@@ -369,6 +387,7 @@ class IngestService:
             raise IngestError(413, f"custom_input is over the {limit}-byte limit", "custom_input")
         event = self._envelope(claims, request.client_ts)
         event.update(
+            event_id=new_job_id(event["server_ts"]),
             purpose="run",
             question_id=request.question_id,
             answer_event_id=None,
@@ -388,6 +407,12 @@ class IngestService:
         self._authorize(attempt_id, authorization)
         result = self.code_results.get(job_id)
         if result is None:
+            if job_lapsed(job_id, server_now()):
+                raise IngestError(
+                    404,
+                    f"no run job {job_id}: it was never issued, or it is over"
+                    f" {int(JOB_HORIZON.total_seconds() // 60)} minutes old",
+                )
             return 202, {"job_id": job_id, "status": "pending"}
         if result["attempt_id"] != attempt_id:
             raise IngestError(403, "this job belongs to another attempt")

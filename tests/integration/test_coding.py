@@ -122,7 +122,14 @@ async def test_run_code_then_grade_on_submit_with_subtasks(
         if probe.status_code != 404:
             break
         await asyncio.sleep(0.1)
-    await person.start()
+    (shown,) = (await person.start())["questions"]
+    assert shown["languages"] == ["python3", "cpp17", "java17"]
+    assert shown["sample_tests"] == [{"input": "1 2\n", "output": "3\n"}]
+    assert "10 20" not in str(shown)  # hidden tests stay hidden
+    never_issued = await person.client.get(
+        f"/api/v1/attempt/{person.attempt_id}/code/result/{uuid.uuid4()}", headers=person.auth
+    )
+    assert never_issued.status_code == 404, never_issued.text
 
     samples = await run_code(
         person, {"question_id": question_id, "language": "python3", "source": ALMOST}
