@@ -28,7 +28,7 @@ class Behaviour(StrEnum):
 class AcceptedSave:
     question_id: str
     client_seq: int
-    selected_options: list[int]
+    answer: dict[str, Any]  # the save body's answer fields
     server_ts: datetime
 
 
@@ -61,12 +61,31 @@ def choose_behaviour(rng: random.Random) -> Behaviour:
     return Behaviour.ON_TIME
 
 
-def _answer_for(question: dict[str, Any], rng: random.Random) -> list[int]:
+@dataclass(frozen=True)
+class DemoAnswers:
+    """What candidates write for the questions without options."""
+
+    subjective: tuple[str, ...]
+    coding: tuple[dict[str, Any], ...]  # language, source, and the score it must earn
+
+
+def _answer_for(
+    question: dict[str, Any], answers: DemoAnswers, rng: random.Random
+) -> dict[str, Any]:
+    """The answer fields of one save."""
+    if question["kind"] == "subjective":
+        return {"text": rng.choice(answers.subjective)}
+    if question["kind"] == "coding":
+        # Most write one of the Python answers; a few use C++.
+        choice = rng.choices(
+            answers.coding, weights=[5 if a["language"] == "python3" else 1 for a in answers.coding]
+        )[0]
+        return {"text": choice["source"], "language": choice["language"]}
     count = len(question["options"])
     if question["kind"] == "mcq_single":
-        return [rng.randrange(count)]
+        return {"selected_options": [rng.randrange(count)]}
     picks = rng.sample(range(count), rng.randint(1, min(3, count)))
-    return sorted(picks)
+    return {"selected_options": sorted(picks)}
 
 
 class Candidate:
@@ -79,8 +98,10 @@ class Candidate:
         number: int,
         grace_seconds: int,
         seed: int,
+        answers: DemoAnswers,
     ) -> None:
         self.client = client
+        self.answers = answers
         self.contest_id = contest_id
         self.rng = random.Random(seed * 10_007 + number)
         self.grace = timedelta(seconds=grace_seconds)
@@ -129,14 +150,10 @@ class Candidate:
     async def _save_one(self) -> None:
         question = self.rng.choice(self.questions)
         self.seq += 1
-        selected = _answer_for(question, self.rng)
+        answer = _answer_for(question, self.answers, self.rng)
         reply = await self._post(
             f"/api/v1/attempt/{self.log.attempt_id}/save",
-            {
-                "question_id": question["question_id"],
-                "client_seq": self.seq,
-                "selected_options": selected,
-            },
+            {"question_id": question["question_id"], "client_seq": self.seq, **answer},
             "save",
         )
         if reply is not None:
@@ -144,7 +161,7 @@ class Candidate:
                 AcceptedSave(
                     question["question_id"],
                     self.seq,
-                    selected,
+                    answer,
                     datetime.fromisoformat(reply["server_ts"]),
                 )
             )

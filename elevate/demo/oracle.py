@@ -23,7 +23,14 @@ class KeyEntry:
     partial: bool
 
 
-def question_score(key: KeyEntry, selected: list[int] | None) -> float:
+def question_score(key: KeyEntry, answer: dict[str, Any], coding_scores: dict[str, float]) -> float:
+    """An answer's marks: a subjective one has none until a grader gives them; a coding
+    one earns what the sample contest says its program earns on the hidden tests."""
+    if key.kind == "subjective":
+        return 0.0
+    if key.kind == "coding":
+        return coding_scores[answer["text"]]
+    selected = answer.get("selected_options")
     if not selected:
         return 0.0
     chosen = set(selected)
@@ -36,21 +43,29 @@ def question_score(key: KeyEntry, selected: list[int] | None) -> float:
     return 0.0  # a wrong answer's negative marks cannot take the question below zero
 
 
-def expected_total(log: CandidateLog, keys: dict[str, KeyEntry], grace_seconds: int) -> float:
+def expected_total(
+    log: CandidateLog,
+    keys: dict[str, KeyEntry],
+    coding_scores: dict[str, float],
+    grace_seconds: int,
+) -> float:
     """Total from the saves that count: on time (deadline + grace), before an on-time
     submit, the highest sequence per question."""
     assert log.deadline is not None
     cutoff: datetime = log.deadline + timedelta(seconds=grace_seconds)
     if log.submitted_at is not None and log.submitted_at <= cutoff:
         cutoff = log.submitted_at
-    latest: dict[str, tuple[int, list[int]]] = {}
+    latest: dict[str, tuple[int, dict[str, Any]]] = {}
     for save in log.saves:
         if save.server_ts > cutoff:
             continue
         held = latest.get(save.question_id)
         if held is None or save.client_seq > held[0]:
-            latest[save.question_id] = (save.client_seq, save.selected_options)
-    return round(sum(question_score(keys[q], sel) for q, (_, sel) in latest.items()), 6)
+            latest[save.question_id] = (save.client_seq, save.answer)
+    return round(
+        sum(question_score(keys[q], answer, coding_scores) for q, (_, answer) in latest.items()),
+        6,
+    )
 
 
 def keys_from(questions: list[dict[str, Any]]) -> dict[str, KeyEntry]:
@@ -58,7 +73,7 @@ def keys_from(questions: list[dict[str, Any]]) -> dict[str, KeyEntry]:
     return {
         q["id"]: KeyEntry(
             kind=q["type"],
-            correct=frozenset(q["content"]["correct_answers"]),
+            correct=frozenset(q["content"].get("correct_answers") or ()),
             max_marks=float(q["scoring"]["max_marks"]),
             negative=float(q["scoring"]["negative_marks"]),
             partial=bool(q["scoring"]["partial_credit"]),

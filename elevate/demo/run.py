@@ -26,7 +26,7 @@ import httpx
 import psycopg
 
 from elevate import services
-from elevate.demo.candidates import Behaviour, Candidate, CandidateLog
+from elevate.demo.candidates import Behaviour, Candidate, CandidateLog, DemoAnswers
 from elevate.demo.oracle import expected_total, keys_from
 from elevate.settings import Settings
 
@@ -47,6 +47,11 @@ def load_sample_contest() -> dict[str, Any]:
     text = (resources.files("elevate.demo") / "sample_contest.json").read_text(encoding="utf-8")
     contest: dict[str, Any] = json.loads(text)
     return contest
+
+
+def demo_answers(sample: dict[str, Any]) -> DemoAnswers:
+    answers = sample["demo_answers"]
+    return DemoAnswers(tuple(answers["subjective"]), tuple(answers["coding"]))
 
 
 @dataclass
@@ -166,6 +171,19 @@ def postgres_counts(dsn: str, contest_id: str) -> dict[str, Any]:
                 "SELECT count(*) FROM attempts WHERE contest_id = %s AND status = 'expired'"
             ),
             "responses": one("SELECT count(*) FROM responses WHERE contest_id = %s"),
+            "code_awaiting_run": one(
+                "SELECT count(*) FROM responses WHERE contest_id = %s"
+                " AND verdict = 'pending_execution'"
+            ),
+            "code_graded": one(
+                "SELECT count(*) FROM responses r JOIN questions q ON q.id = r.question_id"
+                " WHERE r.contest_id = %s AND q.kind = 'coding'"
+                " AND r.text IS NOT NULL AND r.verdict <> 'pending_execution'"
+            ),
+            "awaiting_manual_grading": one(
+                "SELECT count(*) FROM responses WHERE contest_id = %s"
+                " AND verdict = 'pending_manual'"
+            ),
             "saves": one("SELECT count(*) FROM answer_saves WHERE contest_id = %s"),
             "late_saves": one(
                 "SELECT count(*) FROM answer_saves WHERE contest_id = %s AND status = 'late'"
@@ -229,8 +247,11 @@ async def drive(
         )
 
         seed = int(time.time())
+        sample = load_sample_contest()
+        answers = demo_answers(sample)
         crowd = [
-            Candidate(ingest, contest_id, n, DEMO_GRACE_SECONDS, seed) for n in range(candidates)
+            Candidate(ingest, contest_id, n, DEMO_GRACE_SECONDS, seed, answers)
+            for n in range(candidates)
         ]
         began = time.monotonic()
         tasks = [
@@ -269,6 +290,7 @@ async def drive(
                 pg["saves"] >= accepted_save_ids_count
                 and pg["attempts_finished"] >= len(started)
                 and pg["leaderboard"] >= len(started)
+                and pg["code_awaiting_run"] == 0
                 and all(ch.get(r, 0) >= n for r, n in accepted_by_record.items())
             )
             if landed or time.monotonic() - landing_began > LANDING_TIMEOUT_SECONDS:
@@ -281,11 +303,15 @@ async def drive(
             0, len(started) - pg["attempts_started"]
         )
         keys = keys_from(contest["questions"])
+        coding_scores = {a["source"]: float(a["score"]) for a in answers.coding}
         mismatches = [
             entry.email
             for entry in started
             if pg["scores"].get(entry.attempt_id) is None
-            or abs(pg["scores"][entry.attempt_id] - expected_total(entry, keys, DEMO_GRACE_SECONDS))
+            or abs(
+                pg["scores"][entry.attempt_id]
+                - expected_total(entry, keys, coding_scores, DEMO_GRACE_SECONDS)
+            )
             > 1e-6
         ]
         board = await admin.call(
@@ -304,6 +330,9 @@ async def drive(
             "attempts_submitted": pg["attempts_submitted"],
             "attempts_expired": pg["attempts_expired"],
             "responses_in_postgres": pg["responses"],
+            "coding_answers_judged": pg["code_graded"],
+            "coding_answers_awaiting_run": pg["code_awaiting_run"],
+            "subjective_answers_awaiting_manual_grading": pg["awaiting_manual_grading"],
             "saves_in_postgres": pg["saves"],
             "events_in_clickhouse": sum(ch.get(r, 0) for r in CANDIDATE_RECORDS),
             "leaderboard_rows": pg["leaderboard"],
@@ -331,7 +360,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"\n{summary['candidates']} candidates, {summary['events_accepted']} events accepted; "
         f"{summary['attempts_submitted']} submitted, {summary['attempts_expired']} expired; "
         f"{summary['late_saves_rejected']} late saves kept but not counted; "
-        f"lost {summary['lost']}; scores match: {summary['scores_match']}"
+        f"{summary['coding_answers_judged']} coding answers judged on the hidden tests, "
+        f"{summary['subjective_answers_awaiting_manual_grading']} written answers await a "
+        f"grader; lost {summary['lost']}; scores match: {summary['scores_match']}"
     )
 
 
@@ -354,4 +385,5 @@ def run_demo(candidates: int, duration_seconds: int, as_json: bool) -> int:
     complete = (
         summary["leaderboard_rows"] == summary["attempts_submitted"] + summary["attempts_expired"]
     )
-    return 0 if summary["lost"] == 0 and summary["scores_match"] and complete else 1
+    judged = summary["coding_answers_awaiting_run"] == 0
+    return 0 if summary["lost"] == 0 and summary["scores_match"] and complete and judged else 1

@@ -43,7 +43,9 @@ def test_demo_loses_nothing_and_scores_match(
     assert summary["client_errors"] == []
     assert summary["attempts_submitted"] + summary["attempts_expired"] == 40
     assert summary["leaderboard_rows"] == 40
-    assert summary["responses_in_postgres"] == 40 * 18
+    assert summary["responses_in_postgres"] == 40 * 20  # 18 MCQs, 1 written, 1 coding
+    assert summary["coding_answers_judged"] > 0
+    assert summary["coding_answers_awaiting_run"] == 0
     assert summary["saves_in_postgres"] == summary["events_accepted_by_kind"]["AnswerSaved"]
     assert summary["events_in_clickhouse"] == summary["events_accepted"]
     if summary["candidates_late_by_design"]:
