@@ -175,7 +175,9 @@ class Candidate:
     async def _work_until(self, until: datetime) -> None:
         next_beat = self._server_now()
         while self._server_now() < until:
-            await asyncio.sleep(self.rng.uniform(1.0, 3.0))
+            # Wake at `until` at the latest: an in-grace submit must not drift past grace.
+            left = (until - self._server_now()).total_seconds()
+            await asyncio.sleep(max(0.0, min(self.rng.uniform(1.0, 3.0), left)))
             if self._server_now() >= until:
                 break
             await self._save_one()
