@@ -128,6 +128,19 @@ async def send_record(
     EVENTS_PRODUCED.labels(name).inc()
 
 
+def dead_letter_headers(
+    *, error: str, source_topic: str, partition: int, offset: int, consumer: str
+) -> list[tuple[str, bytes]]:
+    """Why a message is a dead letter, where it came from, and which consumer gave up."""
+    return [
+        ("error", error.encode("utf-8", "replace")[:4000]),
+        ("source_topic", source_topic.encode()),
+        ("source_partition", str(partition).encode()),
+        ("source_offset", str(offset).encode()),
+        ("consumer", consumer.encode()),
+    ]
+
+
 async def send_dead_letter(
     producer: AIOKafkaProducer,
     settings: Settings,
@@ -138,14 +151,16 @@ async def send_dead_letter(
     key: bytes | None,
     value: bytes | None,
     error: str,
+    consumer: str,
 ) -> None:
     """Keep an unprocessable message with why it failed and where it came from."""
-    headers = [
-        ("error", error.encode("utf-8", "replace")[:4000]),
-        ("source_topic", source_topic.encode()),
-        ("source_partition", str(partition).encode()),
-        ("source_offset", str(offset).encode()),
-    ]
+    headers = dead_letter_headers(
+        error=error,
+        source_topic=source_topic,
+        partition=partition,
+        offset=offset,
+        consumer=consumer,
+    )
     await producer.send_and_wait(
         DEAD_LETTERS.name(settings.topic_prefix), value, key=key, headers=headers
     )

@@ -103,9 +103,9 @@ async def run_sink(
                 continue
             for message in messages:
                 EVENTS_CONSUMED.labels(message.topic, f"sink-{name}").inc()
-            records = await _decode_all(messages, producer, settings, stats)
+            records = await _decode_all(messages, producer, settings, stats, f"sink-{name}")
             started = time.perf_counter()
-            await _write_with_retries(writer, records, producer, settings, stats)
+            await _write_with_retries(writer, records, producer, settings, stats, f"sink-{name}")
             SINK_FLUSH_SECONDS.labels(name).observe(time.perf_counter() - started)
             SINK_BATCH_SIZE.labels(name).observe(len(messages))
             await consumer.commit()
@@ -129,6 +129,7 @@ async def _decode_all(
     producer: AIOKafkaProducer,
     settings: Settings,
     stats: SinkStats,
+    consumer: str,
 ) -> list[SinkRecord]:
     records: list[SinkRecord] = []
     for message in messages:
@@ -139,6 +140,7 @@ async def _decode_all(
                 producer,
                 settings,
                 stats,
+                consumer,
                 message.topic,
                 message.partition,
                 message.offset,
@@ -167,6 +169,7 @@ async def _write_with_retries(
     producer: AIOKafkaProducer,
     settings: Settings,
     stats: SinkStats,
+    consumer: str,
 ) -> None:
     """Write the batch. While the database is unreachable, wait and retry (nothing is
     committed meanwhile); when it refuses the data, find the bad rows one by one."""
@@ -197,6 +200,7 @@ async def _write_with_retries(
                 producer,
                 settings,
                 stats,
+                consumer,
                 record.topic,
                 record.partition,
                 record.offset,
@@ -210,6 +214,7 @@ async def _dead_letter(
     producer: AIOKafkaProducer,
     settings: Settings,
     stats: SinkStats,
+    consumer: str,
     topic: str,
     partition: int,
     offset: int,
@@ -226,5 +231,6 @@ async def _dead_letter(
         key=key,
         value=value,
         error=error,
+        consumer=consumer,
     )
     stats.dead_lettered += 1

@@ -25,6 +25,7 @@ from avro_schemas.topics import (
     SCORES_BY_CONTEST,
     TopicSpec,
 )
+from elevate.kafka import dead_letter_headers
 from elevate.observability import DEAD_LETTERS as DEAD_LETTERS_COUNT
 from elevate.observability import EVENTS_PRODUCED
 from elevate.settings import get_settings
@@ -114,12 +115,9 @@ async def dead_letter_message(
     await dead_letters_topic.send(
         key=key,
         value=value,
-        headers={
-            "error": error.encode("utf-8", "replace")[:4000],
-            "source_topic": topic.encode(),
-            "source_partition": str(partition).encode(),
-            "source_offset": str(offset).encode(),
-        },
+        headers=dead_letter_headers(
+            error=error, source_topic=topic, partition=partition, offset=offset, consumer="streams"
+        ),
     )
     DEAD_LETTERS_COUNT.labels(topic).inc()
     log.warning("dead-lettered %s[%d]@%d: %s", topic, partition, offset, error)

@@ -32,6 +32,7 @@ class DeadLetter(BaseModel):
     source_topic: str
     source_partition: int | None
     source_offset: int | None
+    consumer: str | None  # which consumer gave up on it (each one reports its own)
     key: str | None
     record: str | None  # the Avro record name when the bytes still decode
     value_base64: str | None
@@ -65,6 +66,7 @@ def _as_dead_letter(message: object) -> DeadLetter:
         source_topic=headers.get("source_topic", ""),
         source_partition=number("source_partition"),
         source_offset=number("source_offset"),
+        consumer=headers.get("consumer"),
         key=key.decode("utf-8", "replace") if key is not None else None,
         record=record,
         value_base64=base64.b64encode(value).decode() if value is not None else None,

@@ -165,3 +165,4 @@ async def test_an_undecodable_attempt_total_is_dead_lettered_by_the_leaderboard(
 
     letter = await eventually(listed, what="the corrupt total dead-lettered")
     assert letter["source_topic"] == topic
+    assert letter["consumer"] == "streams"  # the leaderboard's; no sink reads totals
