@@ -58,6 +58,8 @@ CSV_COLUMNS = (
 )
 REQUIRED_CSV_COLUMNS = ("type", "question", "max_marks")
 OPTION_COLUMN = re.compile(r"option_([1-9][0-9]{0,2})")
+# An option number in the `correct` column: ASCII digits, 1 up to the most options.
+OPTION_NUMBER = re.compile(r"[1-9][0-9]{0,2}")
 # Option numbers in the `correct` column: "2", "1;3", "1, 3" or "1 3".
 CORRECT_SEPARATOR = re.compile(r"[;,\s]+")
 
@@ -251,6 +253,8 @@ def parse_json_upload(data: bytes, contest_id: uuid.UUID) -> ParsedUpload:
         ) from exc
     except RecursionError as exc:  # deeply nested arrays
         raise UploadFileError([RowProblem(None, None, "JSON nested too deeply")]) from exc
+    except ValueError as exc:  # well-formed but unreadable: an integer of 5,000 digits
+        raise UploadFileError([RowProblem(None, None, f"unreadable JSON: {exc}")]) from exc
     if isinstance(document, dict) and set(document) == {"questions"}:
         document = document["questions"]
     if not isinstance(document, list):
@@ -375,7 +379,7 @@ def csv_item(row: int, cells: dict[str, str]) -> tuple[dict[str, Any], list[RowP
 
     if correct := cells.get("correct", "").strip():
         numbers = [part for part in CORRECT_SEPARATOR.split(correct) if part]
-        if all(part.isdigit() and int(part) >= 1 for part in numbers):
+        if all(OPTION_NUMBER.fullmatch(part) for part in numbers):
             content["correct_answers"] = [int(part) - 1 for part in numbers]
             # Said here in option numbers; the shared rules would say it in indices.
             missing = sorted({int(part) for part in numbers if int(part) > len(options)})
@@ -397,9 +401,14 @@ def csv_item(row: int, cells: dict[str, str]) -> tuple[dict[str, Any], list[RowP
     if coding := cells.get("coding", "").strip():
         try:
             content["coding"] = json.loads(coding)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            message = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-            problems.append(RowProblem(row, "coding", f"not valid JSON: {message}"))
+        except (ValueError, RecursionError) as exc:
+            if isinstance(exc, json.JSONDecodeError):
+                message = f"not valid JSON: {exc.msg}"
+            elif isinstance(exc, RecursionError):
+                message = "not valid JSON: nested too deeply"
+            else:  # well-formed but unreadable: an integer of 5,000 digits
+                message = f"unreadable JSON: {exc}"
+            problems.append(RowProblem(row, "coding", message))
     return item, problems
 
 

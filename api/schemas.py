@@ -25,6 +25,8 @@ from pydantic import (
 from streams.rules.scoring import QuestionKind
 
 INT32_MAX = 2**31 - 1
+# Far beyond any contest, and far enough below INT32_MAX that "next position" fits.
+POSITION_MAX = 1_000_000
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
@@ -32,6 +34,10 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 def _storable_text(value: str) -> str:
     if "\x00" in value:
         raise ValueError("text must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. "\udfff" in the JSON
+        raise ValueError(f"text is not valid Unicode at character {exc.start}") from exc
     return value
 
 
@@ -300,7 +306,7 @@ class QuestionCreate(RequestBody):
     type: QuestionType
     content: QuestionContent
     scoring: QuestionScoring
-    position: Annotated[int, Field(ge=0, le=INT32_MAX)] | None = Field(
+    position: Annotated[int, Field(ge=0, le=POSITION_MAX)] | None = Field(
         None, description="Order within the contest; appended after the last when left out."
     )
 
@@ -335,7 +341,7 @@ class QuestionPatch(PatchBody):
     type: QuestionType | None = None
     content: QuestionContentPatch | None = None
     scoring: QuestionScoringPatch | None = None
-    position: Annotated[int, Field(ge=0, le=INT32_MAX)] | None = None
+    position: Annotated[int, Field(ge=0, le=POSITION_MAX)] | None = None
 
 
 class QuestionContentOut(BaseModel):
@@ -438,7 +444,7 @@ class UploadedQuestion(RequestBody):
     type: QuestionType
     content: QuestionContent
     scoring: QuestionScoring
-    position: Annotated[int, Field(ge=0, le=INT32_MAX)] | None = None
+    position: Annotated[int, Field(ge=0, le=POSITION_MAX)] | None = None
 
 
 class UploadRowError(BaseModel):
