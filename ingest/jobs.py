@@ -28,7 +28,10 @@ def job_issued_at(job_id: str) -> datetime | None:
         return None
     if parsed.version != 7:
         return None
-    return datetime.fromtimestamp((parsed.int >> 80) / 1000, tz=UTC)
+    try:
+        return datetime.fromtimestamp((parsed.int >> 80) / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError):  # a time no job of ours was issued at
+        return None
 
 
 def job_lapsed(job_id: str, now: datetime) -> bool:

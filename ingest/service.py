@@ -31,6 +31,7 @@ from ingest.jobs import JOB_HORIZON, job_lapsed, new_job_id
 from ingest.limits import TokenBuckets
 from ingest.tokens import AttemptClaims, AttemptTokenReader, TokenError, issue_attempt_token
 from streams.definitions import Contest, DefinitionsView, Question
+from streams.rules.identity import email_identity
 from streams.rules.scoring import QuestionKind, answer_shape_error
 from streams.rules.timing import attempt_deadline, contest_is_open, is_on_time, server_now
 
@@ -82,7 +83,7 @@ class Accepted:
 
 
 def attempt_id_for(contest_id: str, email: str) -> str:
-    return str(uuid.uuid5(ATTEMPT_NAMESPACE, f"{contest_id}/{email.strip().casefold()}"))
+    return str(uuid.uuid5(ATTEMPT_NAMESPACE, f"{contest_id}/{email_identity(email)}"))
 
 
 def _decode_body(body: bytes, struct: type[S], max_bytes: int) -> S:

@@ -24,6 +24,7 @@ from avro_schemas.topics import (
     PROCTORING_FLAGS,
 )
 from sinks.consumer import SinkRecord
+from streams.rules.identity import email_identity
 
 TOPICS = (ATTEMPT_EVENTS, GRADING_RESULTS, LEADERBOARD_UPDATES, CODE_RESULTS, PROCTORING_FLAGS)
 PARTICIPANT_NAMESPACE = uuid.UUID("2c7e4b8a-1f3d-4e6a-9b5c-7d8e9f0a1b2c")
@@ -31,7 +32,7 @@ PARTICIPANT_NAMESPACE = uuid.UUID("2c7e4b8a-1f3d-4e6a-9b5c-7d8e9f0a1b2c")
 
 def participant_id_for(email: str) -> str:
     """One participant per email address, whatever its case."""
-    return str(uuid.uuid5(PARTICIPANT_NAMESPACE, email.strip().casefold()))
+    return str(uuid.uuid5(PARTICIPANT_NAMESPACE, email_identity(email)))
 
 
 INSERT_PARTICIPANT = """

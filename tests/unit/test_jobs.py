@@ -24,3 +24,8 @@ def test_a_fresh_job_waits_and_an_unknown_or_old_one_has_lapsed() -> None:
     assert job_lapsed(str(uuid.uuid4()), NOW)
     assert job_lapsed("not-a-uuid", NOW)
     assert job_lapsed(new_job_id(NOW + timedelta(hours=1)), NOW)  # not issued yet
+
+
+def test_a_version_7_id_with_an_impossible_time_has_lapsed() -> None:
+    assert job_issued_at("ffffffff-ffff-7fff-bfff-ffffffffffff") is None
+    assert job_lapsed("ffffffff-ffff-7fff-bfff-ffffffffffff", NOW)
