@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from streams.rules.attempt import MAX_CLIENT_SEQ
+
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
 # Checked after decoding, so the candidate reads "not a valid address", not a regex.
 EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -29,7 +31,7 @@ class StartBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class SaveBody(msgspec.Struct, forbid_unknown_fields=True):
     question_id: Id
-    client_seq: Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+    client_seq: Annotated[int, msgspec.Meta(ge=0, le=MAX_CLIENT_SEQ)]
     selected_options: list[Annotated[int, msgspec.Meta(ge=0, le=1000)]] | None = None
     text: str | None = None
     language: Annotated[str, msgspec.Meta(max_length=32)] | None = None

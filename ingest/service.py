@@ -32,7 +32,7 @@ from ingest.limits import TokenBuckets
 from ingest.tokens import AttemptClaims, AttemptTokenReader, TokenError, issue_attempt_token
 from streams.definitions import Contest, DefinitionsView, Question
 from streams.rules.identity import email_identity
-from streams.rules.scoring import QuestionKind, answer_shape_error
+from streams.rules.scoring import QuestionKind, answer_problem
 from streams.rules.timing import attempt_deadline, contest_is_open, is_on_time, server_now
 
 log = logging.getLogger(__name__)
@@ -296,26 +296,18 @@ class IngestService:
             )
         question = self.definitions.questions.get(request.question_id)
         if question is not None:
-            problem = answer_shape_error(
-                question.kind, len(question.options), request.selected_options
+            problem = answer_problem(
+                question.kind,
+                len(question.options),
+                question.languages,
+                request.selected_options,
+                request.text,
+                request.language,
             )
             if problem:
-                raise IngestError(422, problem, "selected_options")
-        if (
-            question is not None
-            and question.kind is QuestionKind.CODING
-            and request.text is not None
-            and request.language not in question.languages
-        ):
-            allowed = ", ".join(question.languages)
-            raise IngestError(422, f"language must be one of: {allowed}", "language")
+                field, why = problem
+                raise IngestError(422, why, field)
         _no_nul(request.text, "text")
-        if (
-            question is not None
-            and question.kind in (QuestionKind.MCQ_SINGLE, QuestionKind.MCQ_MULTI)
-            and (request.text is not None or request.language is not None)
-        ):
-            raise IngestError(422, "an MCQ answer is selected_options only", "text")
         if request.text is not None and len(request.text.encode()) > self.settings.max_answer_bytes:
             raise IngestError(
                 413, f"answer text is over the {self.settings.max_answer_bytes}-byte limit", "text"

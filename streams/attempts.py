@@ -32,7 +32,8 @@ from streams.app import (
     settings,
 )
 from streams.rules import attempt as rules
-from streams.rules.attempt import AttemptState, SavedAnswer
+from streams.rules.attempt import MAX_CLIENT_SEQ, AttemptState, SavedAnswer
+from streams.rules.scoring import answer_problem
 from streams.rules.timing import is_on_time, server_now
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,33 @@ CLOCK_EVENTS = frozenset(
 )
 
 
+def check_save(state: AttemptState, value: dict[str, Any]) -> None:
+    """The checks ingest makes on a save, made again on one that reached the topic
+    another way: it is dead-lettered rather than stored as an answer."""
+    if value["contest_id"] != state.contest_id:
+        raise Unprocessable(f"the save is for contest {value['contest_id']}, not the attempt's")
+    contest = definitions.contests.get(state.contest_id)
+    question = definitions.questions.get(value["question_id"])
+    if contest is None or question is None or question.question_id not in contest.question_ids:
+        raise Unprocessable(f"question {value['question_id']} is not part of this contest")
+    if not 0 <= value["client_seq"] <= MAX_CLIENT_SEQ:
+        raise Unprocessable(f"client_seq {value['client_seq']} is outside 0..{MAX_CLIENT_SEQ}")
+    text = value["text"]
+    if text is not None and len(text.encode()) > settings.max_answer_bytes:
+        raise Unprocessable(f"text is over the {settings.max_answer_bytes}-byte limit")
+    problem = answer_problem(
+        question.kind,
+        len(question.options),
+        question.languages,
+        value["selected_options"],
+        text,
+        value["language"],
+    )
+    if problem:
+        field, why = problem
+        raise Unprocessable(f"{field}: {why}")
+
+
 async def apply_event(
     name: str, value: dict[str, Any], current: AttemptState | None
 ) -> AttemptState:
@@ -222,6 +250,7 @@ async def apply_event(
         raise Unprocessable(f"attempt {value['attempt_id']} was never started")
     state = current
     if name == Record.ANSWER_SAVED:
+        check_save(state, value)
         answer = SavedAnswer(
             event_id=value["event_id"],
             client_seq=value["client_seq"],
@@ -281,6 +310,7 @@ async def process_message(key: bytes | None, value: bytes | None, topic: str) ->
     fields = decoded.value
     if key is None or key.decode() != fields.get("attempt_id"):
         raise Unprocessable("message key is not the event's attempt_id")
+    uuid.UUID(fields["event_id"])  # every id downstream is a UUID: refuse others here
     stored = attempts_table.get(key)
     current = rules.load_state(stored) if stored else None
     state = await apply_event(decoded.name, fields, current)

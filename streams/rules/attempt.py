@@ -29,6 +29,10 @@ from streams.rules.timing import attempt_deadline, is_on_time
 CODE_RUN_NAMESPACE = uuid.UUID("9a4f3c1e-7b2d-4e8f-a6c5-3d1b0e9f8a72")
 
 
+# Client sequence numbers: far beyond any session, and within a signed 64-bit column.
+MAX_CLIENT_SEQ = 2**62
+
+
 class AttemptStatus(StrEnum):
     ACTIVE = "active"
     SUBMITTED = "submitted"

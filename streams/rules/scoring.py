@@ -68,6 +68,30 @@ def answer_shape_error(
     return None
 
 
+def answer_problem(
+    kind: QuestionKind,
+    option_count: int,
+    languages: Sequence[str],
+    selected: Sequence[int] | None,
+    text: str | None,
+    language: str | None,
+) -> tuple[str, str] | None:
+    """(field, why) when a save cannot be an answer to this question, else None. Ingest
+    refuses such a save; the stream dead-letters one that reached Kafka another way."""
+    shape = answer_shape_error(kind, option_count, selected)
+    if shape:
+        return "selected_options", shape
+    if kind in (QuestionKind.MCQ_SINGLE, QuestionKind.MCQ_MULTI) and (
+        text is not None or language is not None
+    ):
+        return "text", "an MCQ answer is selected_options only"
+    if text is not None and "\x00" in text:  # Postgres text cannot hold NUL
+        return "text", "text contains a NUL character"
+    if kind is QuestionKind.CODING and text is not None and language not in languages:
+        return "language", f"language must be one of: {', '.join(languages)}"
+    return None
+
+
 def grade_mcq(key: McqKey, selected: Sequence[int] | None) -> Grade:
     """Score one MCQ answer against its key."""
     chosen = frozenset(selected or ())

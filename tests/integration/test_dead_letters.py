@@ -166,3 +166,69 @@ async def test_an_undecodable_attempt_total_is_dead_lettered_by_the_leaderboard(
     letter = await eventually(listed, what="the corrupt total dead-lettered")
     assert letter["source_topic"] == topic
     assert letter["consumer"] == "streams"  # the leaderboard's; no sink reads totals
+
+
+async def test_saves_ingest_would_refuse_are_dead_lettered_by_the_stream_not_stored(
+    publish_contest: PublishContest,
+    candidate: Callable[[str], CandidateSession],
+    admin: httpx.AsyncClient,
+    pipeline: RunningPipeline,
+    query: Query,
+) -> None:
+    """Saves produced straight to the topic get the checks ingest makes."""
+    contest = await publish_contest()
+    question_id = contest["questions"][0]["id"]
+    person = candidate(contest["id"])
+    await person.start()
+
+    def save(**fields: Any) -> dict[str, Any]:
+        return {
+            "event_id": str(uuid.uuid4()),
+            "attempt_id": person.attempt_id,
+            "contest_id": contest["id"],
+            "client_ts": None,
+            "server_ts": server_now(),
+            "question_id": question_id,
+            "client_seq": 1,
+            "selected_options": [0],
+            "text": None,
+            "language": None,
+            **fields,
+        }
+
+    forged = {
+        "unknown question": save(question_id=str(uuid.uuid4())),
+        "option out of range": save(selected_options=[99]),
+        "another contest": save(contest_id=str(uuid.uuid4())),
+        "text on an MCQ": save(selected_options=None, text="a\x00b"),
+        "id not a UUID": save(event_id="not-a-uuid"),
+        "sequence out of range": save(client_seq=2**63 - 1),
+    }
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        for value in forged.values():
+            await producer.send_and_wait(
+                ATTEMPT_EVENTS.name(pipeline.settings.topic_prefix),
+                encode(Record.ANSWER_SAVED, value),
+                key=person.attempt_id.encode(),
+            )
+    finally:
+        await producer.stop()
+    assert (await person.save(question_id, 2, [1])).status_code == 202
+    await person.submit()
+
+    async def reported() -> list[dict[str, Any]] | None:
+        reply = await admin.get("/api/v1/admin/dead-letters/", params={"limit": 500})
+        mine = [
+            d for d in reply.json() if d["key"] == person.attempt_id and d["consumer"] == "streams"
+        ]
+        return mine if len(mine) == len(forged) else None
+
+    letters = await eventually(reported, what="every forged save dead-lettered")
+    assert all(letter["record"] == "io.elevate.attempt.AnswerSaved" for letter in letters)
+    rows = await query(
+        "SELECT client_seq, selected_options FROM answer_saves WHERE attempt_id = %s",
+        person.attempt_id,
+    )
+    assert [(row["client_seq"], row["selected_options"]) for row in rows] == [(2, [1])]

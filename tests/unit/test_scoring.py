@@ -9,6 +9,7 @@ from streams.rules.scoring import (
     McqKey,
     QuestionKind,
     Verdict,
+    answer_problem,
     answer_shape_error,
     grade_mcq,
 )
@@ -69,3 +70,24 @@ def test_answer_shape_accepts_valid_answers() -> None:
     assert answer_shape_error(QuestionKind.MCQ_SINGLE, 4, [3]) is None
     assert answer_shape_error(QuestionKind.MCQ_MULTI, 4, [0, 3]) is None
     assert answer_shape_error(QuestionKind.MCQ_MULTI, 4, None) is None
+
+
+def test_answer_problems_name_their_field() -> None:
+    coding, mcq = QuestionKind.CODING, QuestionKind.MCQ_SINGLE
+    assert answer_problem(coding, 0, ["python3"], None, "print(1)", "python3") is None
+    assert answer_problem(coding, 0, ["python3"], None, "x", "cobol") == (
+        "language",
+        "language must be one of: python3",
+    )
+    assert answer_problem(mcq, 4, [], None, "a", None) == (
+        "text",
+        "an MCQ answer is selected_options only",
+    )
+    assert answer_problem(QuestionKind.SUBJECTIVE, 0, [], None, "a\x00", None) == (
+        "text",
+        "text contains a NUL character",
+    )
+    assert answer_problem(mcq, 4, [], [4], None, None) == (
+        "selected_options",
+        "selected_options [4] outside 0..3",
+    )
