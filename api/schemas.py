@@ -31,6 +31,12 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 def _storable_text(value: str) -> str:
     if "\x00" in value:
         raise ValueError("text must not contain NUL characters")
@@ -58,7 +64,12 @@ def _mcq_means_single(value: object) -> object:
 
 
 Text = Annotated[str, AfterValidator(_storable_text)]
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable_text)]
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=200),
+    AfterValidator(_storable_text),
+    AfterValidator(_not_blank),
+]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc_in_range)]
 QuestionType = Annotated[
     QuestionKind,
@@ -600,7 +611,8 @@ class AttemptLive(BaseModel):
 class ExtensionRequest(RequestBody):
     """Extra time for one attempt, and why."""
 
-    minutes: Annotated[int, Field(gt=0, le=INT32_MAX // 60)]
+    # Strict: `true` or "5" is a client bug, not a number of minutes to grant.
+    minutes: Annotated[int, Field(gt=0, le=INT32_MAX // 60, strict=True)]
     reason: Annotated[Text, Field(min_length=1, max_length=2_000)]
 
 

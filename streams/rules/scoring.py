@@ -89,6 +89,8 @@ def answer_problem(
         return "text", "text contains a NUL character"
     if kind is QuestionKind.CODING and text is not None and language not in languages:
         return "language", f"language must be one of: {', '.join(languages)}"
+    if kind is not QuestionKind.CODING and language is not None:
+        return "language", "language is only for coding questions"
     return None
 
 

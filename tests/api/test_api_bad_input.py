@@ -113,3 +113,21 @@ async def test_json_uploads_with_unreadable_numbers_are_a_422(
     )
     assert response.status_code == 422, response.text
     assert "unreadable JSON" in response.text
+
+
+def test_a_blank_name_and_minutes_that_are_not_a_number_are_refused() -> None:
+    from api.schemas import ContestCreate, ExtensionRequest
+
+    with pytest.raises(pydantic.ValidationError, match="blank"):
+        ContestCreate.model_validate(
+            {
+                "name": "   ",
+                "start_at": "2030-01-01T00:00:00Z",
+                "end_at": "2030-01-02T00:00:00Z",
+                "duration_seconds": 60,
+            }
+        )
+    for minutes in (True, "5", 5.0):
+        with pytest.raises(pydantic.ValidationError):
+            ExtensionRequest.model_validate({"minutes": minutes, "reason": "network"})
+    assert ExtensionRequest.model_validate({"minutes": 5, "reason": "network"}).minutes == 5

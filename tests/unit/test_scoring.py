@@ -91,3 +91,10 @@ def test_answer_problems_name_their_field() -> None:
         "selected_options",
         "selected_options [4] outside 0..3",
     )
+
+
+def test_a_language_belongs_to_coding_answers_only() -> None:
+    assert answer_problem(QuestionKind.SUBJECTIVE, 0, [], None, "essay", "klingon") == (
+        "language",
+        "language is only for coding questions",
+    )
