@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> CandidateFastPath:
         producer = create_producer(settings, client_id="elevate-ingest")
         await producer.start()
         definitions = DefinitionsView()
-        clocks = AttemptClocks()
+        clocks = AttemptClocks(contest_end=definitions.contest_end)
         code_results = CodeResults()
         followers = [
             asyncio.create_task(follow_definitions(settings, definitions)),

@@ -138,6 +138,11 @@ class DefinitionsView:
                 question_ids=tuple(value["question_ids"]),
             )
 
+    def contest_end(self, contest_id: str) -> datetime | None:
+        """When a known contest closes; None for one not (yet) defined."""
+        contest = self.contests.get(contest_id)
+        return contest.end_at if contest is not None else None
+
     def questions_of(self, contest: Contest) -> list[Question]:
         """The contest's questions in their published order (missing ones skipped)."""
         return [self.questions[q] for q in contest.question_ids if q in self.questions]
