@@ -84,6 +84,10 @@ attempt_clock_topic = faust_topic(ATTEMPT_CLOCK)
 code_runs_topic = faust_topic(CODE_RUNS)
 code_results_topic = faust_topic(CODE_RESULTS)
 
+# Agents wait for the definitions inside each event's handler, never before they start
+# iterating their stream: Faust drops the messages it fetches for a stream nobody
+# iterates yet, so a worker restarted onto a backlog lost the first messages of each
+# partition (a code run in flight at a crash never ran again).
 definitions = DefinitionsView()
 
 

@@ -305,6 +305,7 @@ async def apply_event(
 @dead_lettering("attempt event")
 async def process_message(key: bytes | None, value: bytes | None, topic: str) -> None:
     """Apply one attempt event to its attempt's state."""
+    await definitions.ready.wait()
     EVENTS_CONSUMED.labels(topic, "streams").inc()
     decoded = decode(value)
     fields = decoded.value
@@ -322,8 +323,8 @@ async def process_message(key: bytes | None, value: bytes | None, topic: str) ->
 @app.agent(attempt_events_topic)
 async def process_attempt_events(stream: StreamT[bytes]) -> None:
     """Apply every attempt event in partition order, reading back any offsets the
-    stream skipped (see streams.gaps) before the event that follows them."""
-    await definitions.ready.wait()
+    stream skipped (see streams.gaps) before the event that follows them. The stream
+    is iterated at once, not after the definitions load: see streams.app."""
     await events_gap_repair.apply(stream, process_message)
 
 

@@ -138,6 +138,7 @@ async def run_one(key: bytes | None, value: bytes | None, topic: str) -> None:
     """Execute one request and send its outcome: a grading run back to the attempt's
     own stream (so it applies in order with the attempt's events), a candidate's run to
     the results topic ingest serves from."""
+    await definitions.ready.wait()
     GRADING_QUEUE_DEPTH.inc()
     try:
         decoded = decode(value)
@@ -156,6 +157,6 @@ async def run_one(key: bytes | None, value: bytes | None, topic: str) -> None:
 @app.agent(code_runs_topic, concurrency=settings.code_run_concurrency)
 async def run_code(stream: StreamT[bytes]) -> None:
     """Run up to CODE_RUN_CONCURRENCY requests at once, none skipped (see
-    streams.gaps); a slow one holds the partition's commit, not the runs behind it."""
-    await definitions.ready.wait()
+    streams.gaps); a slow one holds the partition's commit, not the runs behind it.
+    The stream is iterated at once, not after the definitions load: see streams.app."""
     await runs_gap_repair.apply(stream, run_one)

@@ -10,7 +10,8 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -127,9 +128,9 @@ async def _publish(api: httpx.AsyncClient) -> dict[str, Any]:
     return detail
 
 
-async def test_killing_the_worker_and_the_sink_mid_burst_loses_and_duplicates_nothing(
-    roles: Roles,
-) -> None:
+@asynccontextmanager
+async def signed_in(roles: Roles) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Clients of the admin API (signed in as an admin) and of ingest, once both serve."""
     settings = Settings.model_validate(roles.env)
     ingest_url = f"http://127.0.0.1:{roles.env['INGEST_PORT']}"
     api_url = f"http://127.0.0.1:{roles.env['API_PORT']}"
@@ -148,22 +149,89 @@ async def test_killing_the_worker_and_the_sink_mid_burst_loses_and_duplicates_no
             )
         ).json()
         api.headers["Authorization"] = f"Bearer {token['access_token']}"
-        contest = await _publish(api)
-        questions = contest["questions"]
-        for _ in range(100):
-            probe = await ingest.post(f"/api/v1/contest/{contest['id']}/start", content=b"{")
-            if probe.status_code != 404:
-                break
-            await asyncio.sleep(0.1)
+        yield api, ingest
 
-        attempts: list[dict[str, Any]] = []
-        for n in range(ATTEMPTS):
+
+async def _start_attempts(
+    ingest: httpx.AsyncClient, contest: dict[str, Any], count: int
+) -> list[dict[str, Any]]:
+    for _ in range(100):
+        probe = await ingest.post(f"/api/v1/contest/{contest['id']}/start", content=b"{")
+        if probe.status_code != 404:
+            break
+        await asyncio.sleep(0.1)
+    attempts: list[dict[str, Any]] = []
+    for n in range(count):
+        reply = await ingest.post(
+            f"/api/v1/contest/{contest['id']}/start",
+            json={"email": f"crash{n}@example.org", "name": f"C{n}"},
+        )
+        assert reply.status_code == 202, reply.text
+        attempts.append(reply.json())
+    return attempts
+
+
+async def test_saves_that_waited_while_the_worker_was_down_are_applied_after_it_starts(
+    roles: Roles,
+) -> None:
+    """The backlog a starting worker fetches first is applied, though nothing follows it:
+    the agent was not yet iterating its stream while it loaded the definitions, and
+    Faust drops what arrives for a stream nobody iterates."""
+    settings = Settings.model_validate(roles.env)
+    async with signed_in(roles) as (api, ingest):
+        contest = await _publish(api)
+        question = contest["questions"][0]
+        attempts = await _start_attempts(ingest, contest, 12)
+
+        def attempts_stored() -> int:
+            with psycopg.connect(settings.postgres_dsn) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM attempts WHERE contest_id = %s", (contest["id"],)
+                ).fetchone()
+                assert row is not None
+                return int(row[0])
+
+        for _ in range(240):  # the worker has applied every start
+            if await asyncio.to_thread(attempts_stored) == len(attempts):
+                break
+            await asyncio.sleep(0.5)
+        assert await asyncio.to_thread(attempts_stored) == len(attempts)
+        roles.kill("streams")
+        saved: list[str] = []
+        for attempt in attempts:  # one save each: no later event would reveal a gap
             reply = await ingest.post(
-                f"/api/v1/contest/{contest['id']}/start",
-                json={"email": f"crash{n}@example.org", "name": f"C{n}"},
+                f"/api/v1/attempt/{attempt['attempt_id']}/save",
+                json={"question_id": question["id"], "client_seq": 1, "selected_options": [1]},
+                headers={"Authorization": f"Bearer {attempt['token']}"},
             )
             assert reply.status_code == 202, reply.text
-            attempts.append(reply.json())
+            saved.append(reply.json()["event_id"])
+        roles.start("streams")
+
+        def stored() -> int:
+            with psycopg.connect(settings.postgres_dsn) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM answer_saves WHERE event_id = ANY(%s::uuid[])",
+                    (saved,),
+                ).fetchone()
+                assert row is not None
+                return int(row[0])
+
+        for _ in range(240):
+            if await asyncio.to_thread(stored) == len(saved):
+                break
+            await asyncio.sleep(0.5)
+        assert await asyncio.to_thread(stored) == len(saved), "saves of the backlog were lost"
+
+
+async def test_killing_the_worker_and_the_sink_mid_burst_loses_and_duplicates_nothing(
+    roles: Roles,
+) -> None:
+    settings = Settings.model_validate(roles.env)
+    async with signed_in(roles) as (api, ingest):
+        contest = await _publish(api)
+        questions = contest["questions"]
+        attempts = await _start_attempts(ingest, contest, ATTEMPTS)
 
         rng = random.Random(5)
         accepted: dict[str, list[tuple[str, int, list[int], str]]] = {
