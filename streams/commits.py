@@ -1,20 +1,26 @@
-"""Offset commits that never pass a message still being processed.
+"""Where the stream worker's Faust app differs from Faust's own: no message is lost
+between fetching and processing.
 
-Faust commits the longest run of acknowledged offsets, and its check for an
-unacknowledged head lets exactly one offset through (faust-streaming issue #606): with
-agent concurrency above 1, a slow message at the committed position is committed over
-as soon as the fast ones behind it finish, and a worker killed at that moment never
-processes it again. This consumer only lets Faust consider the offsets below the
-lowest message still in flight on that partition.
+Offset commits never pass a message still being processed. Faust commits the longest
+run of acknowledged offsets, and its check for an unacknowledged head lets exactly one
+offset through (faust-streaming issue #606): with agent concurrency above 1, a slow
+message at the committed position is committed over as soon as the fast ones behind it
+finish, and a worker killed at that moment never processes it again. This consumer only
+lets Faust consider the offsets below the lowest message still in flight on that
+partition.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+import logging
+from typing import ClassVar, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, ConsumerT, TransportT
+
+log = logging.getLogger(__name__)
 
 
 def lowest_in_flight(offsets: list[int], committed: int | None) -> int | None:
@@ -48,7 +54,41 @@ class InFlightSafeTransport(faust_aiokafka.Transport):
 
 
 class StreamsApp(faust.App):
-    """Faust's app on the consumer above."""
+    """Faust's app on the consumer above, fetching again what a rebalance's end dropped.
+
+    When its table recovery ends, Faust resumes the stream partitions and seeks them to
+    their committed offsets first, and only then resumes flow control, which empties
+    every stream's queue. Whatever the fetcher delivered in between was dropped: never
+    processed, never acknowledged, and behind the consumer's position, so never fetched
+    again while the worker ran. A worker restarted onto a backlog lost most of it this
+    way. Seeking the stream partitions once more after the queues were emptied (to the
+    committed offset, or to the start where nothing was committed yet) fetches it
+    again; agents are idempotent, so what is delivered twice does no harm.
+    """
+
+    _seek_after_rebalance: asyncio.Task[None] | None = None
 
     def _new_transport(self) -> TransportT:
         return InFlightSafeTransport(self.conf.broker_consumer, self)
+
+    def on_rebalance_end(self) -> None:
+        super().on_rebalance_end()
+        self._seek_after_rebalance = asyncio.ensure_future(self._fetch_again())
+
+    async def _fetch_again(self) -> None:
+        if self.rebalancing:  # the next rebalance seeks again when it ends
+            return
+        consumer = cast(InFlightSafeConsumer, self.consumer)
+        try:
+            committed = await consumer.seek_to_committed()
+            changelogs = self.tables.changelog_topics
+            stream_partitions = {
+                tp: offset for tp, offset in committed.items() if tp.topic not in changelogs
+            }
+            never_committed = [tp for tp, offset in stream_partitions.items() if not offset]
+            earliest = await consumer.earliest_offsets(*never_committed) if never_committed else {}
+            for tp, offset in stream_partitions.items():
+                await consumer.seek(tp, offset or earliest[tp])
+        except Exception as exc:  # a restarted worker recovers and seeks afresh
+            log.exception("could not seek the stream partitions after a rebalance")
+            await self.crash(exc)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 from faust.transport.consumer import Consumer
@@ -74,3 +74,60 @@ def test_lowest_in_flight_ignores_messages_behind_the_commit() -> None:
     assert lowest_in_flight([3], committed=10) is None
     assert lowest_in_flight([4, 2], committed=None) == 2
     assert lowest_in_flight([], committed=0) is None
+
+
+class Seeks:
+    """The consumer calls `StreamsApp` makes after a rebalance, with a group that
+    committed offset 7 on one stream partition and nothing on another."""
+
+    def __init__(self, consumer: Consumer, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sought: dict[TP, int] = {}
+        committed = {TP("attempt-events", 0): 7, TP("attempt-events", 1): None}
+        for name, call in {
+            "seek_to_committed": self.seek_to_committed(committed),
+            "earliest_offsets": self.earliest_offsets,
+            "seek": self.seek,
+        }.items():
+            monkeypatch.setattr(consumer, name, call)
+
+    @staticmethod
+    def seek_to_committed(committed: dict[TP, int | None]) -> Callable[[], Awaitable[object]]:
+        async def call() -> dict[TP, int | None]:
+            return committed
+
+        return call
+
+    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+        return dict.fromkeys(partitions, 3)  # the log starts at 3 after retention
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        self.sought[partition] = offset
+
+
+def test_the_end_of_a_rebalance_fetches_again_what_flow_control_emptied(
+    consumer: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Faust resumes flow control (emptying the stream queues) after it sought the
+    partitions; the app seeks them once more so the emptied messages come back, from
+    the log's start where nothing was committed."""
+    app = consumer.app
+    seeks = Seeks(consumer, monkeypatch)
+    queue = app.FlowControlQueue(maxsize=10, clear_on_resume=True)
+    queue.put_nowait("fetched while the partitions were sought")
+    app.flow_control.resume()  # as Faust's recovery does last
+    assert queue.empty()
+    app.rebalancing = False
+    app.on_rebalance_end()
+    asyncio.get_event_loop().run_until_complete(asyncio.sleep(0.01))
+    assert seeks.sought == {TP("attempt-events", 0): 7, TP("attempt-events", 1): 3}
+
+
+def test_no_extra_seek_once_another_rebalance_began(
+    consumer: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = consumer.app
+    seeks = Seeks(consumer, monkeypatch)
+    app.on_rebalance_end()
+    app.rebalancing = True
+    asyncio.get_event_loop().run_until_complete(asyncio.sleep(0.01))
+    assert seeks.sought == {}
