@@ -43,6 +43,11 @@ KIND_TO_RECORD = {
 }
 
 
+def acknowledged_events(log: CandidateLog) -> int:
+    """Events the server took from one candidate; refused requests were never events."""
+    return sum(n for kind, n in log.accepted.items() if kind in KIND_TO_RECORD)
+
+
 def load_sample_contest() -> dict[str, Any]:
     text = (resources.files("elevate.demo") / "sample_contest.json").read_text(encoding="utf-8")
     contest: dict[str, Any] = json.loads(text)
@@ -260,7 +265,7 @@ async def drive(
         ]
         while not all(t.done() for t in tasks):
             await asyncio.sleep(5)
-            accepted = sum(sum(c.log.accepted.values()) for c in crowd)
+            accepted = sum(acknowledged_events(c.log) for c in crowd)
             finished = sum(t.done() for t in tasks)
             _print(
                 f"  t+{time.monotonic() - began:4.0f}s  events accepted {accepted:6d}  "
@@ -336,7 +341,7 @@ async def drive(
             "saves_in_postgres": pg["saves"],
             "events_in_clickhouse": sum(ch.get(r, 0) for r in CANDIDATE_RECORDS),
             "leaderboard_rows": pg["leaderboard"],
-            "late_saves_rejected": pg["late_saves"],
+            "late_saves_not_counted": pg["late_saves"],
             "late_submits_refused": late_submits_refused,
             "lost": missing_in_clickhouse + missing_in_postgres,
             "scores_match": not mismatches,
@@ -359,7 +364,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print(
         f"\n{summary['candidates']} candidates, {summary['events_accepted']} events accepted; "
         f"{summary['attempts_submitted']} submitted, {summary['attempts_expired']} expired; "
-        f"{summary['late_saves_rejected']} late saves kept but not counted; "
+        f"{summary['late_saves_not_counted']} late saves kept but not counted; "
         f"{summary['coding_answers_judged']} coding answers judged on the hidden tests, "
         f"{summary['subjective_answers_awaiting_manual_grading']} written answers await a "
         f"grader; lost {summary['lost']}; scores match: {summary['scores_match']}"

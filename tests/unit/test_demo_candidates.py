@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from elevate.demo import candidates
-from elevate.demo.candidates import Candidate, DemoAnswers
+from elevate.demo.candidates import Behaviour, Candidate, CandidateLog, DemoAnswers
+from elevate.demo.run import acknowledged_events
 
 
 async def test_work_ends_at_its_time_not_after_a_last_long_pause(
@@ -33,3 +34,10 @@ async def test_work_ends_at_its_time_not_after_a_last_long_pause(
         until = clock[0] + timedelta(seconds=10.5)
         await person._work_until(until)
     assert clock[0] == until
+
+
+def test_the_progress_line_counts_no_refused_request_as_an_event() -> None:
+    log = CandidateLog("late@example.org", "Late", Behaviour.LATE)
+    for kind in ("start", "save", "save", "heartbeat", "submit_refused"):
+        log.count(kind)
+    assert acknowledged_events(log) == 4
