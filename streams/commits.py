@@ -87,8 +87,11 @@ class StreamsApp(faust.App):
             }
             never_committed = [tp for tp, offset in stream_partitions.items() if not offset]
             earliest = await consumer.earliest_offsets(*never_committed) if never_committed else {}
-            for tp, offset in stream_partitions.items():
-                await consumer.seek(tp, offset or earliest[tp])
+            # In the consumer's own thread, where the fetcher runs (a seek from here
+            # raced it and crashed it), and where Faust's read offsets follow.
+            await consumer.seek_wait(
+                {tp: offset or earliest[tp] for tp, offset in stream_partitions.items()}
+            )
         except Exception as exc:  # a restarted worker recovers and seeks afresh
             log.exception("could not seek the stream partitions after a rebalance")
             await self.crash(exc)

@@ -86,7 +86,7 @@ class Seeks:
         for name, call in {
             "seek_to_committed": self.seek_to_committed(committed),
             "earliest_offsets": self.earliest_offsets,
-            "seek": self.seek,
+            "seek_wait": self.seek_wait,
         }.items():
             monkeypatch.setattr(consumer, name, call)
 
@@ -100,8 +100,8 @@ class Seeks:
     async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
         return dict.fromkeys(partitions, 3)  # the log starts at 3 after retention
 
-    async def seek(self, partition: TP, offset: int) -> None:
-        self.sought[partition] = offset
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.sought.update(partitions)
 
 
 def test_the_end_of_a_rebalance_fetches_again_what_flow_control_emptied(
