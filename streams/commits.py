@@ -92,6 +92,8 @@ class StreamsApp(faust.App):
             await consumer.seek_wait(
                 {tp: offset or earliest[tp] for tp, offset in stream_partitions.items()}
             )
-        except Exception as exc:  # a restarted worker recovers and seeks afresh
+        except Exception as exc:
+            if self.rebalancing:  # assignment changed under the seek; its end seeks again
+                return
             log.exception("could not seek the stream partitions after a rebalance")
-            await self.crash(exc)
+            await self.crash(exc)  # a restarted worker recovers and seeks afresh

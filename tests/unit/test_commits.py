@@ -131,3 +131,28 @@ def test_no_extra_seek_once_another_rebalance_began(
     app.rebalancing = True
     asyncio.get_event_loop().run_until_complete(asyncio.sleep(0.01))
     assert seeks.sought == {}
+
+
+@pytest.mark.parametrize("rebalancing", [True, False])
+def test_a_failed_seek_crashes_the_worker_unless_a_rebalance_took_over(
+    consumer: Consumer, monkeypatch: pytest.MonkeyPatch, rebalancing: bool
+) -> None:
+    """A rebalance that began during the seek seeks again when it ends; any other
+    failure restarts the worker, which recovers and seeks afresh."""
+    app = consumer.app
+    Seeks(consumer, monkeypatch)
+    crashes: list[BaseException] = []
+
+    async def seek_wait(partitions: dict[TP, int]) -> None:
+        app.rebalancing = rebalancing
+        raise RuntimeError("partition not assigned")
+
+    async def crash(reason: BaseException) -> None:
+        crashes.append(reason)
+
+    monkeypatch.setattr(consumer, "seek_wait", seek_wait)
+    monkeypatch.setattr(app, "crash", crash)
+    app.rebalancing = False
+    app.on_rebalance_end()
+    asyncio.get_event_loop().run_until_complete(asyncio.sleep(0.01))
+    assert len(crashes) == (0 if rebalancing else 1)
