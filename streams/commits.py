@@ -87,8 +87,10 @@ class StreamsApp(faust.App):
             }
             never_committed = [tp for tp, offset in stream_partitions.items() if not offset]
             earliest = await consumer.earliest_offsets(*never_committed) if never_committed else {}
-            # In the consumer's own thread, where the fetcher runs (a seek from here
-            # raced it and crashed it), and where Faust's read offsets follow.
+            # seek_to_committed is how the consumer's thread reports committed offsets;
+            # seek_wait seeks again there (a seek from this thread raced the fetcher and
+            # crashed it) and also moves Faust's read offsets back, without which it
+            # would drop the re-fetched messages as already read.
             await consumer.seek_wait(
                 {tp: offset or earliest[tp] for tp, offset in stream_partitions.items()}
             )

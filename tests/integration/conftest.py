@@ -89,11 +89,7 @@ def publish_contest(admin: httpx.AsyncClient, ingest: httpx.AsyncClient) -> Publ
             assert made.status_code == 201, made.text
         published = await admin.post(f"/api/v1/admin/contests/{contest_id}/publish/")
         assert published.status_code == 200, published.text
-        for _ in range(100):
-            probe = await ingest.post(f"/api/v1/contest/{contest_id}/start", content=b"{")
-            if probe.status_code != 404:
-                break
-            await asyncio.sleep(0.1)
+        await until_startable(ingest, contest_id)
         detail = (await admin.get(f"/api/v1/admin/contests/{contest_id}/")).json()
         assert isinstance(detail, dict)
         return detail
@@ -157,6 +153,16 @@ def query(pipeline: RunningPipeline) -> Callable[..., Awaitable[list[dict[str, A
             return await (await conn.execute(statement, params)).fetchall()
 
     return run
+
+
+async def until_startable(ingest: httpx.AsyncClient, contest_id: str, tries: int = 100) -> None:
+    """Wait until ingest has the published contest (it reads definitions from Kafka): a
+    start with a broken body then stops answering 404."""
+    for _ in range(tries):
+        probe = await ingest.post(f"/api/v1/contest/{contest_id}/start", content=b"{")
+        if probe.status_code != 404:
+            return
+        await asyncio.sleep(0.1)
 
 
 async def eventually(

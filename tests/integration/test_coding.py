@@ -3,7 +3,6 @@ grading on submit against hidden tests with subtasks, stored with per-test detai
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -19,7 +18,7 @@ from avro_schemas.topics import DEFINITIONS
 from elevate.settings import Settings
 from streams.rules.timing import server_now
 from tests.conftest import RunningPipeline
-from tests.integration.conftest import CandidateSession, eventually
+from tests.integration.conftest import CandidateSession, eventually, until_startable
 
 pytestmark = pytest.mark.integration
 
@@ -117,11 +116,7 @@ async def test_run_code_then_grade_on_submit_with_subtasks(
 ) -> None:
     contest_id, question_id = await publish_coding_contest(pipeline.settings)
     person = CandidateSession(ingest, contest_id, f"coder-{uuid.uuid4().hex[:6]}@example.org")
-    for _ in range(50):
-        probe = await ingest.post(f"/api/v1/contest/{contest_id}/start", content=b"{")
-        if probe.status_code != 404:
-            break
-        await asyncio.sleep(0.1)
+    await until_startable(ingest, contest_id, tries=50)
     (shown,) = (await person.start())["questions"]
     assert shown["languages"] == ["python3", "cpp17", "java17"]
     assert shown["sample_tests"] == [{"input": "1 2\n", "output": "3\n"}]

@@ -31,7 +31,7 @@ from streams.rules import attempt as rules
 from streams.rules.attempt import ContestTiming, QuestionKey, SavedAnswer
 from streams.rules.scoring import QuestionKind
 from tests.conftest import isolated_env
-from tests.integration.conftest import MCQ_MULTI, MCQ_SINGLE
+from tests.integration.conftest import MCQ_MULTI, MCQ_SINGLE, until_startable
 
 pytestmark = pytest.mark.integration
 
@@ -152,14 +152,29 @@ async def signed_in(roles: Roles) -> AsyncIterator[tuple[httpx.AsyncClient, http
         yield api, ingest
 
 
+def _count(settings: Settings, sql: str, params: tuple[Any, ...]) -> int:
+    with psycopg.connect(settings.postgres_dsn) as conn:
+        row = conn.execute(sql, params).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def _count_reaching(
+    settings: Settings, expected: int, sql: str, params: tuple[Any, ...]
+) -> int:
+    """The count `sql` gives once it reaches `expected`, or after two minutes."""
+    for _ in range(240):
+        found = await asyncio.to_thread(_count, settings, sql, params)
+        if found == expected:
+            break
+        await asyncio.sleep(0.5)
+    return found
+
+
 async def _start_attempts(
     ingest: httpx.AsyncClient, contest: dict[str, Any], count: int
 ) -> list[dict[str, Any]]:
-    for _ in range(100):
-        probe = await ingest.post(f"/api/v1/contest/{contest['id']}/start", content=b"{")
-        if probe.status_code != 404:
-            break
-        await asyncio.sleep(0.1)
+    await until_startable(ingest, contest["id"])
     attempts: list[dict[str, Any]] = []
     for n in range(count):
         reply = await ingest.post(
@@ -183,19 +198,13 @@ async def test_saves_that_waited_while_the_worker_was_down_are_applied_after_it_
         question = contest["questions"][0]
         attempts = await _start_attempts(ingest, contest, 12)
 
-        def attempts_stored() -> int:
-            with psycopg.connect(settings.postgres_dsn) as conn:
-                row = conn.execute(
-                    "SELECT count(*) FROM attempts WHERE contest_id = %s", (contest["id"],)
-                ).fetchone()
-                assert row is not None
-                return int(row[0])
-
-        for _ in range(240):  # the worker has applied every start
-            if await asyncio.to_thread(attempts_stored) == len(attempts):
-                break
-            await asyncio.sleep(0.5)
-        assert await asyncio.to_thread(attempts_stored) == len(attempts)
+        started = await _count_reaching(
+            settings,
+            len(attempts),
+            "SELECT count(*) FROM attempts WHERE contest_id = %s",
+            (contest["id"],),
+        )
+        assert started == len(attempts)  # the worker has applied every start
         roles.kill("streams")
         saved: list[str] = []
         for attempt in attempts:  # one save each: no later event would reveal a gap
@@ -208,20 +217,13 @@ async def test_saves_that_waited_while_the_worker_was_down_are_applied_after_it_
             saved.append(reply.json()["event_id"])
         roles.start("streams")
 
-        def stored() -> int:
-            with psycopg.connect(settings.postgres_dsn) as conn:
-                row = conn.execute(
-                    "SELECT count(*) FROM answer_saves WHERE event_id = ANY(%s::uuid[])",
-                    (saved,),
-                ).fetchone()
-                assert row is not None
-                return int(row[0])
-
-        for _ in range(240):
-            if await asyncio.to_thread(stored) == len(saved):
-                break
-            await asyncio.sleep(0.5)
-        assert await asyncio.to_thread(stored) == len(saved), "saves of the backlog were lost"
+        stored = await _count_reaching(
+            settings,
+            len(saved),
+            "SELECT count(*) FROM answer_saves WHERE event_id = ANY(%s::uuid[])",
+            (saved,),
+        )
+        assert stored == len(saved), "saves of the backlog were lost"
 
 
 async def test_killing_the_worker_and_the_sink_mid_burst_loses_and_duplicates_nothing(
@@ -312,12 +314,9 @@ async def test_killing_the_worker_and_the_sink_mid_burst_loses_and_duplicates_no
                 break
             await asyncio.sleep(0.5)
         assert (stored, finished) == (SAVES, ATTEMPTS), "accepted saves were lost"
-        with psycopg.connect(settings.postgres_dsn) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM answer_saves WHERE contest_id = %s", (contest["id"],)
-            ).fetchone()
-            assert row is not None
-            saves_in_postgres = int(row[0])
+        saves_in_postgres = _count(
+            settings, "SELECT count(*) FROM answer_saves WHERE contest_id = %s", (contest["id"],)
+        )
 
         clickhouse: dict[str, int] = {}
         for _ in range(240):
@@ -432,11 +431,7 @@ async def test_a_slow_run_in_flight_when_the_worker_dies_runs_after_restart(
     await _ready(f"{ingest_url}/readyz", roles)
     contest_id, question_id = await publish_coding_contest(settings, time_limit_ms=15_000)
     async with httpx.AsyncClient(base_url=ingest_url, timeout=30) as ingest:
-        for _ in range(100):
-            probe = await ingest.post(f"/api/v1/contest/{contest_id}/start", content=b"{")
-            if probe.status_code != 404:
-                break
-            await asyncio.sleep(0.1)
+        await until_startable(ingest, contest_id)
         person = CandidateSession(ingest, contest_id, "slow@example.org")
         await person.start()
 
